@@ -1,0 +1,4 @@
+/** The `spec` context: the typed config API, its schemas, and loading `kiln.config.ts` / `kiln.yaml`. */
+export * from './schema.js';
+export * from './define.js';
+export * from './load.js';
