@@ -29,12 +29,14 @@ export const Annotation = {
   BaseName: 'org.opencontainers.image.base.name',
 } as const;
 
+/** The platform an image runs on (`linux`/`amd64`). */
 export interface Platform {
   readonly architecture: string;
   readonly os: string;
   readonly variant?: string;
 }
 
+/** A reference to content: its media type, digest and size, with optional annotations. */
 export interface Descriptor {
   readonly mediaType: string;
   readonly digest: Digest;
@@ -44,6 +46,7 @@ export interface Descriptor {
   readonly platform?: Platform;
 }
 
+/** An image (or artifact) manifest: a config blob and layer blobs, optionally about a `subject`. */
 export interface ImageManifest {
   readonly schemaVersion: 2;
   readonly mediaType: typeof MediaType.ImageManifest;
@@ -54,6 +57,7 @@ export interface ImageManifest {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
+/** An image index: a list of manifests (the layout's index.json, or a multi-platform image). */
 export interface ImageIndex {
   readonly schemaVersion: 2;
   readonly mediaType: typeof MediaType.ImageIndex;
@@ -61,6 +65,7 @@ export interface ImageIndex {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
+/** The image configuration blob: runtime defaults and the ordered `diff_ids` of the layers. */
 export interface ImageConfig {
   readonly created?: string;
   readonly architecture: string;
@@ -85,7 +90,8 @@ export interface ImageConfig {
 }
 
 /** The kinds of filesystem entry a layer can hold. */
-export type EntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
+export type EntryType =
+  'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
 
 /**
  * One filesystem entry, as built into a layer or read out of one. Paths are relative to the root,
@@ -104,4 +110,9 @@ export interface LayerEntry {
   readonly linkname?: string;
   readonly devmajor?: number;
   readonly devminor?: number;
+  /**
+   * Modification time in seconds since the epoch, as read from a layer by `readLayer`. `buildLayer`
+   * ignores it and writes its own fixed `mtime` into every header, so builds stay reproducible.
+   */
+  readonly mtime?: number;
 }

@@ -1,0 +1,47 @@
+/**
+ * The `oci` context: OCI image-spec types, digests, deterministic tar layers, the image layout
+ * store, safe unpacking, and a distribution-API client. Other contexts import only this file.
+ */
+export * from './types.js';
+export { canonicalJson, digestHex, isDigest, sha256Digest, verifyDigest } from './digest.js';
+export {
+  buildLayer,
+  IMPLICIT_DIR_MODE,
+  LAYER_GZIP_LEVEL,
+  type BuildLayerOptions,
+  type BuiltLayer,
+} from './tar.js';
+export {
+  readLayer,
+  DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_TOTAL_BYTES,
+  type ReadLayerLimits,
+} from './tar-read.js';
+export {
+  OciStore,
+  EMPTY_DESCRIPTOR,
+  EMPTY_JSON_BLOB,
+  OCI_LAYOUT_VERSION,
+  type ArtifactInput,
+  type OciStoreOptions,
+  type PutManifestOptions,
+  type TaggedImage,
+} from './layout.js';
+export { DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } from './layout-gc.js';
+export { assertRefName, tagOf } from './refs.js';
+export { unpackLayers, MAX_SYMLINK_HOPS, type UnpackOptions } from './unpack.js';
+export { parseReference, formatReference, isLoopbackHost, type ImageReference } from './reference.js';
+export { RegistryClient } from './registry.js';
+export {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MANIFEST_ACCEPT,
+  fallbackTag,
+  type FetchedManifest,
+  type PushedBlob,
+  type PushedManifest,
+  type RegistryClientOptions,
+} from './registry-api.js';
+export { DEFAULT_HTTP_TIMEOUT_MS } from './http.js';
+export { DEFAULT_LOCK_TIMEOUT_MS } from './fsutil.js';
+export type { PulledImage, PullOptions, PushedImage, PushOptions, RemoteTarget } from './transfer.js';
