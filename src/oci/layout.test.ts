@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, IntegrityError, NotFoundError, ValidationError } from '../errors/index.js';
 import { canonicalJson, sha256Digest } from './digest.js';
 import { EMPTY_DESCRIPTOR, OciStore } from './layout.js';
-import { buildTinyImage, requireTools } from './test-fixtures.js';
+import { buildTinyImage, requireTools } from '../../test/support/oci-fixtures.js';
 import { Annotation, MediaType, type ImageIndex } from './types.js';
 
 const temps: string[] = [];

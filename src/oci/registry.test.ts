@@ -20,8 +20,8 @@ import {
   startAuthProxy,
   startRegistry,
   type RunningRegistry,
-} from './registry-testkit.js';
-import { buildTinyImage, requireTools } from './test-fixtures.js';
+} from '../../test/support/registry.js';
+import { buildTinyImage, requireTools } from '../../test/support/oci-fixtures.js';
 import { MediaType, type ImageIndex } from './types.js';
 import { unpackLayers } from './unpack.js';
 

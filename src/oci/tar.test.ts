@@ -8,7 +8,7 @@ import { IntegrityError, ValidationError } from '../errors/index.js';
 import { sha256Digest } from './digest.js';
 import { readLayer } from './tar-read.js';
 import { buildLayer } from './tar.js';
-import { craftTar } from './test-fixtures.js';
+import { craftTar } from '../../test/support/oci-fixtures.js';
 import type { LayerEntry } from './types.js';
 
 const MTIME = 1_700_000_000;

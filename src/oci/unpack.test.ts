@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, IntegrityError } from '../errors/index.js';
 import { buildLayer } from './tar.js';
-import { craftTar } from './test-fixtures.js';
+import { craftTar } from '../../test/support/oci-fixtures.js';
 import type { LayerEntry } from './types.js';
 import { unpackLayers } from './unpack.js';
 

@@ -201,7 +201,7 @@ function declaresUser(stack: StackSpec, image: StackSpec['images'][number], user
   for (let img: typeof image | undefined = image; img && !seen.has(img.name); ) {
     if (img.users.some((u) => u.name === user)) return true;
     seen.add(img.name);
-    const from = img.from;
+    const from: string = img.from;
     img = stack.images.find((other) => other.name === from);
   }
   return false;

@@ -40,8 +40,13 @@ export const FIXTURE_EPOCH = 1_700_000_000;
 /** The suites an archive has when none are named. */
 export const DEFAULT_TEST_SUITES: readonly string[] = ['testing', 'testing-updates', 'testing-security'];
 
-/** One file of a fixture package: text content, or a file with a mode, a symlink or a hard link. */
-export type FixtureFile = string | { content?: string; mode?: number; symlink?: string; hardlink?: string };
+/**
+ * One file of a fixture package: text content, or a file with a mode, a symlink, a hard link, or
+ * a copy of a host file (`source`, such as the static busybox, so images can run something real).
+ */
+export type FixtureFile =
+  | string
+  | { content?: string; source?: string; mode?: number; symlink?: string; hardlink?: string };
 
 /** A package to build into the archive. */
 export interface FixturePackage {
@@ -241,9 +246,12 @@ export async function buildDeb(
     if (f.symlink !== undefined) await symlink(f.symlink, target);
     else if (f.hardlink !== undefined) await link(join(tree, f.hardlink), target);
     else {
-      const body = path.endsWith('.gz')
-        ? gzipSync(f.content ?? '', { level: 9 })
-        : Buffer.from(f.content ?? '');
+      const body =
+        'source' in f && f.source !== undefined
+          ? await readFile(f.source)
+          : path.endsWith('.gz')
+            ? gzipSync(f.content ?? '', { level: 9 })
+            : Buffer.from(f.content ?? '');
       await writeFile(target, body);
       await chmod(target, f.mode ?? 0o644);
     }

@@ -204,7 +204,8 @@ function keyringPath(value: string | undefined): string | undefined {
 
 /**
  * Decides which suites to read, and from where: `<suite>` and `<suite>-updates` from the mirror or
- * the apt source serving `<suite>`, `<suite>-security` from `mirror.securityUrl` or the apt source
+ * the apt source serving `<suite>`, `<suite>-security` from `mirror.securityUrl` (else the mirror's
+ * own URL; a mirror never mixes with apt's sources) or the apt source
  * serving it. When apt only lists another release (this machine runs bookworm, the image wants
  * trixie), the same archive roots are reused with the new suite names. `sid`/`unstable` have no
  * updates or security suites.
@@ -227,8 +228,9 @@ export function archiveSpec(options: ArchiveSpecOptions): ArchiveSpec {
   const securityName = `${suite}-security`;
   const securitySource = rolling
     ? undefined
-    : mirror?.securityUrl
-      ? { uri: trimSlash(mirror.securityUrl), keyring: mirror.keyring ?? DEFAULT_KEYRING }
+    : mirror
+      ? // A configured mirror is the whole archive: it never silently mixes with the host's apt sources.
+        { uri: trimSlash(mirror.securityUrl ?? mirror.url), keyring: mirror.keyring ?? DEFAULT_KEYRING }
       : fromSources(debs, securityName, (s) => s.endsWith('-security'));
 
   const missing = [...(baseSource ? [] : [suite]), ...(securitySource || rolling ? [] : [securityName])];

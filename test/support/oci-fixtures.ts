@@ -4,9 +4,9 @@
  */
 import { access, constants } from 'node:fs/promises';
 import { pack } from 'tar-stream';
-import { buildLayer } from './tar.js';
-import type { OciStore } from './layout.js';
-import { MediaType, type Descriptor, type ImageConfig, type LayerEntry } from './types.js';
+import { buildLayer } from '../../src/oci/index.js';
+import type { OciStore } from '../../src/oci/index.js';
+import { MediaType, type Descriptor, type ImageConfig, type LayerEntry } from '../../src/oci/index.js';
 
 /** A small image: two layers (files, a symlink, a hard link, a whiteout-free tree) and a config. */
 export async function buildTinyImage(

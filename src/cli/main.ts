@@ -1,0 +1,38 @@
+import { Command, CommanderError } from 'commander';
+import { kilnVersion } from '../bake/index.js';
+import { bakeCommand } from './bake.js';
+import { doctorCommand } from './doctor.js';
+import { describeError, ExitCode, exitCodeFor } from './exit.js';
+import { imagesCommand } from './images.js';
+import { outdatedCommand } from './outdated.js';
+import { pushCommand } from './push.js';
+import { runCommand } from './run.js';
+
+/** The whole command tree; one file per verb. */
+export function program(): Command {
+  const root = new Command('kiln')
+    .description('immutable infrastructure: bake reproducible, signed, minimal images from Debian packages')
+    .version(kilnVersion(), '-V, --version')
+    .option('-c, --config <file>', 'config file (default: kiln.config.ts, kiln.config.js or kiln.yaml here)')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const cmd of [bakeCommand(), imagesCommand(), runCommand(), pushCommand(), outdatedCommand(), doctorCommand()]) {
+    root.addCommand(cmd.exitOverride());
+  }
+  return root;
+}
+
+/** Runs the CLI with `argv` (as process.argv) and returns the exit code. Errors are printed, never thrown. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program().parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.Ok;
+      return ExitCode.Usage;
+    }
+    process.stderr.write(`${describeError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
