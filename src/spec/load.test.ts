@@ -73,6 +73,7 @@ export default defineStack({ images: [defineImage({ name: 'web', from: base, pac
     expect(byPath['images[0].packages[1]']!.message).toMatch(/^line 4: /);
     expect(byPath['images[0].profile']!.fix).toMatch(/"minimal", "minbase"/);
     expect(byPath['images[0]']!.message).toMatch(/unknown field "entrypint"/);
+    expect(byPath['images[0]']!.fix).toBe('did you mean "entrypoint"?');
     expect(err.message).toContain(file);
   });
 

@@ -6,7 +6,7 @@ import { createJiti } from 'jiti';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { NotFoundError, ValidationError, type ValidationIssue } from '../errors/index.js';
-import { stackSchema, type StackSpec } from './schema.js';
+import { appSchema, fileSchema, imageSchema, mirrorSchema, stackSchema, userSchema, type StackSpec } from './schema.js';
 
 /** The file names kiln looks for, in order, when no `-c FILE` is given. */
 export const CONFIG_FILE_NAMES: readonly string[] = Object.freeze(['kiln.config.ts', 'kiln.config.js', 'kiln.yaml']);
@@ -136,15 +136,18 @@ function toValidationIssue(issue: z.core.$ZodIssue, locate: (p: readonly Propert
   const where = locate(issue.path);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.join('", "');
+    const guesses = issue.keys.map(closestField).filter((g): g is string => g !== undefined);
     return {
       path: formatPath(issue.path),
       message: `${where}unknown field "${keys}"`,
-      fix: 'remove it or check its spelling against the reference in README.md',
+      fix: guesses.length
+        ? `did you mean "${guesses.join('", "')}"?`
+        : 'remove it or check its spelling against the reference in README.md',
     };
   }
   const fix =
     issue.code === 'invalid_type'
-      ? `give a ${issue.expected}`
+      ? `give ${/^[aeiou]/.test(issue.expected) ? 'an' : 'a'} ${issue.expected}`
       : issue.code === 'invalid_value'
         ? `use one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
         : undefined;
@@ -205,4 +208,38 @@ function declaresUser(stack: StackSpec, image: StackSpec['images'][number], user
     img = stack.images.find((other) => other.name === from);
   }
   return false;
+}
+
+const KNOWN_FIELDS: readonly string[] = [
+  ...new Set([
+    ...Object.keys(stackSchema.shape),
+    ...Object.keys(imageSchema.shape),
+    ...Object.keys(appSchema.shape),
+    ...Object.keys(fileSchema.shape),
+    ...Object.keys(userSchema.shape),
+    ...Object.keys(mirrorSchema.options[1].shape),
+  ]),
+];
+
+/** The known field nearest to a misspelt one (at most two edits away). */
+function closestField(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const known of KNOWN_FIELDS) {
+    const d = editDistance(key.toLowerCase(), known.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
