@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { ValidationError } from '../errors/index.js';
 import { bake, homePaths, type BakedImage } from '../bake/index.js';
 import { OciStore } from '../oci/index.js';
-import { homeFor, humanBytes, loadFromOptions, printJson } from './common.js';
+import { aptRootFromEnv, homeFor, humanBytes, loadFromOptions, printJson } from './common.js';
 
 /** `kiln bake [NAME...]`: bake images into the store, following kiln.lock. */
 export function bakeCommand(): Command {
@@ -39,6 +39,7 @@ export function bakeCommand(): Command {
         ...(opts.offline ? { offline: true } : {}),
         ...(opts.runtime ? { runtime: opts.runtime } : {}),
         log,
+        ...aptRootFromEnv(),
       });
       if (outDir) {
         const name = wanted[0] ?? config.stack.images[0]!.name;

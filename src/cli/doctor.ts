@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { execa } from 'execa';
 import { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from '../bake/index.js';
 import { detectRuntimes, inspectCgroups } from '../runtime/index.js';
-import { printJson } from './common.js';
+import { aptRootFromEnv, printJson } from './common.js';
 
 /** One prerequisite and what to do when it is missing. */
 export interface DoctorCheck {
@@ -132,7 +132,7 @@ export function doctorCommand(): Command {
     .option('--json', 'print JSON')
     .option('--suite <name>', 'Debian suite to check the archive for (default: this machine\'s)')
     .action(async (opts: { json?: boolean; suite?: string }) => {
-      const checks = await runDoctor(opts.suite ? { suite: opts.suite } : {});
+      const checks = await runDoctor({ ...(opts.suite ? { suite: opts.suite } : {}), ...aptRootFromEnv() });
       const failedRequired = checks.some((c) => !c.ok && c.level === 'required');
       if (opts.json) printJson({ ok: !failedRequired, checks });
       else {

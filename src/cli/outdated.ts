@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { Archives, homePaths, hostDebianArch, outdatedPackages, readLock } from '../bake/index.js';
 import { NotFoundError } from '../errors/index.js';
-import { homeFor, loadFromOptions, printJson, table } from './common.js';
+import { aptRootFromEnv, homeFor, loadFromOptions, printJson, table } from './common.js';
 
 /** `kiln outdated [--json]`: locked packages that have newer versions in the archive. */
 export function outdatedCommand(): Command {
@@ -17,6 +17,7 @@ export function outdatedCommand(): Command {
         cacheDir: homePaths(homeFor(config)).cache,
         arch: config.stack.arch ?? hostDebianArch(),
         ...(config.stack.mirror ? { mirror: config.stack.mirror } : {}),
+        ...aptRootFromEnv(),
       });
       const outdated = await outdatedPackages(lock, archives);
       if (opts.json) printJson(outdated);
