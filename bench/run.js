@@ -7,7 +7,7 @@
 //   BENCH_RUNS=3 npm run bench    # fewer repetitions
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, totalmem, release, tmpdir } from 'node:os';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,7 +30,8 @@ function timed(cmd, args, options = {}) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return { seconds, stdout: r.stdout };
 }
 
@@ -68,7 +69,9 @@ function makeProject() {
 }
 
 function kiln(dir, home, args) {
-  return timed('node', [KILN, '-c', path.join(dir, 'kiln.yaml'), ...args], { env: { ...process.env, KILN_HOME: home } });
+  return timed('node', [KILN, '-c', path.join(dir, 'kiln.yaml'), ...args], {
+    env: { ...process.env, KILN_HOME: home },
+  });
 }
 
 function imageBytes(dir, home, name) {
@@ -86,7 +89,14 @@ function imageBytes(dir, home, name) {
 }
 
 function main() {
-  const results = { machine: machine(), date: new Date().toISOString(), suite: SUITE, runs: RUNS, coldRuns: COLD_RUNS, figures: {} };
+  const results = {
+    machine: machine(),
+    date: new Date().toISOString(),
+    suite: SUITE,
+    runs: RUNS,
+    coldRuns: COLD_RUNS,
+    figures: {},
+  };
   const dir = makeProject();
   const cache = mkdtempSync(path.join(tmpdir(), 'kiln-bench-home-'));
   try {
@@ -133,7 +143,10 @@ function main() {
     let mmBytes = 0;
     for (let i = 0; i < COLD_RUNS; i++) {
       const out = path.join(cache, `mm-${i}.tar`);
-      mm.push(timed('mmdebstrap', ['--quiet', '--variant=minbase', '--include=nodejs', SUITE, out, SOURCES]).seconds);
+      mm.push(
+        timed('mmdebstrap', ['--quiet', '--variant=minbase', '--include=nodejs', SUITE, out, SOURCES])
+          .seconds,
+      );
       mmBytes = statSync(out).size;
       rmSync(out, { force: true });
     }
@@ -141,8 +154,16 @@ function main() {
     const f = results.figures;
     f.coldBakeSeconds = { median: median(cold), samples: cold };
     f.layerColdBakeSeconds = { median: median(layerCold), samples: layerCold };
-    f.warmNoopBakeSeconds = { median: median(warm), samples: warm, note: 'whole CLI process, node start-up included' };
-    f.appOnlyRebakeSeconds = { median: median(appOnly), samples: appOnly, note: 'bake time reported by kiln' };
+    f.warmNoopBakeSeconds = {
+      median: median(warm),
+      samples: warm,
+      note: 'whole CLI process, node start-up included',
+    };
+    f.appOnlyRebakeSeconds = {
+      median: median(appOnly),
+      samples: appOnly,
+      note: 'bake time reported by kiln',
+    };
     f.appOnlyRebakeCliSeconds = { median: median(appOnlyCli), samples: appOnlyCli };
     f.mmdebstrapSeconds = { median: median(mm), samples: mm };
     f.nodeImageBytes = size;

@@ -46,8 +46,10 @@ describe('architecture', () => {
           const [targetContext, ...rest] = target.split(path.sep);
           if (!targetContext || targetContext === context || targetContext.startsWith('..')) continue;
           const where = path.relative(SRC, file);
-          if (!ALLOWED[context]!.includes(targetContext)) violations.push(`${where} imports ${targetContext} (not allowed)`);
-          else if (rest.join('/') !== 'index.js') violations.push(`${where} imports ${target}, not ${targetContext}/index.js`);
+          if (!ALLOWED[context]!.includes(targetContext))
+            violations.push(`${where} imports ${targetContext} (not allowed)`);
+          else if (rest.join('/') !== 'index.js')
+            violations.push(`${where} imports ${target}, not ${targetContext}/index.js`);
         }
       }
     }

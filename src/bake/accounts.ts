@@ -28,7 +28,14 @@ export const NOLOGIN_SHELL = '/usr/sbin/nologin';
 export function baseAccounts(hasShell: boolean): { passwd: PasswdEntry[]; group: GroupEntry[] } {
   return {
     passwd: [
-      { name: 'root', uid: 0, gid: 0, gecos: 'root', home: '/root', shell: hasShell ? '/bin/sh' : NOLOGIN_SHELL },
+      {
+        name: 'root',
+        uid: 0,
+        gid: 0,
+        gecos: 'root',
+        home: '/root',
+        shell: hasShell ? '/bin/sh' : NOLOGIN_SHELL,
+      },
       { name: 'nobody', uid: 65534, gid: 65534, gecos: 'nobody', home: '/nonexistent', shell: NOLOGIN_SHELL },
     ],
     group: [
@@ -98,8 +105,10 @@ export function mergeAccounts(
       if (g && !g.members.includes(u.name)) g.members.push(u.name);
     }
   }
-  const byId = <T extends { name: string }>(id: (t: T) => number) => (a: T, b: T) =>
-    id(a) - id(b) || (a.name < b.name ? -1 : 1);
+  const byId =
+    <T extends { name: string }>(id: (t: T) => number) =>
+    (a: T, b: T) =>
+      id(a) - id(b) || (a.name < b.name ? -1 : 1);
   return {
     passwd: [...passwdByName.values()].sort(byId((p) => p.uid)),
     group: [...groupByName.values()]
@@ -113,7 +122,9 @@ export function accountEntries(
   accounts: { passwd: readonly PasswdEntry[]; group: readonly GroupEntry[] },
   users: readonly UserSpec[],
 ): LayerEntry[] {
-  const passwd = accounts.passwd.map((p) => `${p.name}:x:${p.uid}:${p.gid}:${p.gecos}:${p.home}:${p.shell}\n`).join('');
+  const passwd = accounts.passwd
+    .map((p) => `${p.name}:x:${p.uid}:${p.gid}:${p.gecos}:${p.home}:${p.shell}\n`)
+    .join('');
   const group = accounts.group.map((g) => `${g.name}:x:${g.gid}:${g.members.join(',')}\n`).join('');
   const entries: LayerEntry[] = [
     { path: 'etc/passwd', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from(passwd) },
@@ -121,7 +132,13 @@ export function accountEntries(
   ];
   for (const u of users) {
     if (u.home && u.home !== '/nonexistent' && u.home !== '/') {
-      entries.push({ path: u.home.slice(1), type: 'directory', mode: 0o750, uid: u.uid, gid: u.gid ?? u.uid });
+      entries.push({
+        path: u.home.slice(1),
+        type: 'directory',
+        mode: 0o750,
+        uid: u.uid,
+        gid: u.gid ?? u.uid,
+      });
     }
   }
   return entries;

@@ -20,7 +20,12 @@ export interface Attachments {
  * `subject` is the image manifest. Existing ones (the same SBOM, a signature by the same key) are kept.
  */
 export async function attachSbomAndSignature(
-  ctx: { readonly store: OciStore; readonly archives: Archives; readonly key: SigningKey; readonly kilnVersion: string },
+  ctx: {
+    readonly store: OciStore;
+    readonly archives: Archives;
+    readonly key: SigningKey;
+    readonly kilnVersion: string;
+  },
   name: string,
   manifest: Descriptor,
   packages: readonly LockedPackage[],
@@ -53,7 +58,15 @@ export async function attachSbomAndSignature(
     (await store.attach(manifest, {
       artifactType: SBOM_MEDIA_TYPE,
       mediaType: SBOM_MEDIA_TYPE,
-      data: canonicalJson(cycloneDx({ imageName: name, manifestDigest: manifest.digest, created, kilnVersion: ctx.kilnVersion, packages: sbomPackages })),
+      data: canonicalJson(
+        cycloneDx({
+          imageName: name,
+          manifestDigest: manifest.digest,
+          created,
+          kilnVersion: ctx.kilnVersion,
+          packages: sbomPackages,
+        }),
+      ),
       annotations: { 'org.opencontainers.image.created': created },
     }));
   const envelope: DsseEnvelope = signManifest(key, name, manifest.digest);

@@ -132,7 +132,13 @@ function epochFor(options: BakeOptions, env: NodeJS.ProcessEnv, fromLock: number
   const fromEnv = env.SOURCE_DATE_EPOCH;
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!/^\d+$/.test(fromEnv)) {
-      throw new ValidationError('SOURCE_DATE_EPOCH', [{ path: '', message: `"${fromEnv}" is not a whole number of seconds`, fix: 'set it to e.g. $(git log -1 --format=%ct)' }]);
+      throw new ValidationError('SOURCE_DATE_EPOCH', [
+        {
+          path: '',
+          message: `"${fromEnv}" is not a whole number of seconds`,
+          fix: 'set it to e.g. $(git log -1 --format=%ct)',
+        },
+      ]);
     }
     return Number(fromEnv);
   }

@@ -32,12 +32,20 @@ export class LayerCache {
   ) {}
 
   /** Returns the cached layer for `key`, or builds it from `entries()` with `mtime`, stores it, and remembers it. */
-  async getOrBuild(key: Digest, mtime: number, entries: () => Promise<readonly LayerEntry[]>): Promise<CachedLayer> {
+  async getOrBuild(
+    key: Digest,
+    mtime: number,
+    entries: () => Promise<readonly LayerEntry[]>,
+  ): Promise<CachedLayer> {
     const hit = await this.lookup(key);
     if (hit) return hit;
     const built = await buildLayer(await entries(), { mtime });
     await this.store.putBlob(built.blob, built.descriptor.mediaType);
-    const record = { descriptor: built.descriptor, diffId: built.diffId, uncompressedSize: built.uncompressedSize };
+    const record = {
+      descriptor: built.descriptor,
+      diffId: built.diffId,
+      uncompressedSize: built.uncompressedSize,
+    };
     await this.remember(key, record);
     return { ...record, cached: false };
   }

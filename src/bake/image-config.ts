@@ -23,7 +23,15 @@ export function ociPlatform(debArch: string): { architecture: string; os: 'linux
 
 /** The host's Debian architecture (`amd64` on x86-64). */
 export function hostDebianArch(): string {
-  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'armhf', ia32: 'i386', ppc64: 'ppc64el', s390x: 's390x', riscv64: 'riscv64' };
+  const map: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'armhf',
+    ia32: 'i386',
+    ppc64: 'ppc64el',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   return map[process.arch] ?? process.arch;
 }
 
@@ -76,11 +84,11 @@ export function imageConfig(options: {
       ...(Object.keys(ports).length ? { ExposedPorts: sortRecord(ports) } : {}),
       ...(Object.keys(labels).length ? { Labels: sortRecord(labels) } : {}),
     },
-    rootfs: { type: 'layers', diff_ids: [...(base?.rootfs.diff_ids ?? []), ...options.layers.map((l) => l.diffId)] },
-    history: [
-      ...(base?.history ?? []),
-      ...options.layers.map((l) => ({ created, created_by: l.createdBy })),
-    ],
+    rootfs: {
+      type: 'layers',
+      diff_ids: [...(base?.rootfs.diff_ids ?? []), ...options.layers.map((l) => l.diffId)],
+    },
+    history: [...(base?.history ?? []), ...options.layers.map((l) => ({ created, created_by: l.createdBy }))],
   };
 }
 

@@ -33,7 +33,12 @@ export interface BakedImage {
   readonly name: string;
   readonly digest: Digest;
   readonly manifest: Descriptor;
-  readonly layers: readonly { readonly kind: string; readonly digest: Digest; readonly size: number; readonly cached: boolean }[];
+  readonly layers: readonly {
+    readonly kind: string;
+    readonly digest: Digest;
+    readonly size: number;
+    readonly cached: boolean;
+  }[];
   readonly packages: number;
   readonly attachments: Attachments;
   /** True when nothing had to be built: every layer came from the cache. */
@@ -83,13 +88,29 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
 
   if (own.length > 0 && suite) {
     const layer = await ctx.layers.getOrBuild(
-      key({ kind: 'packages', arch: ctx.arch, own: own.map((p) => [p.name, p.version, p.sha256]), base: [...baseIds].sort(), exclude: image.exclude, mtime }),
+      key({
+        kind: 'packages',
+        arch: ctx.arch,
+        own: own.map((p) => [p.name, p.version, p.sha256]),
+        base: [...baseIds].sort(),
+        exclude: image.exclude,
+        mtime,
+      }),
       mtime,
       async () => {
         ctx.log(`${image.name}: fetching and unpacking ${own.length} packages`);
         const contents = await ctx.archives.contents(suite, own);
-        const baseControls = await Promise.all(basePackages.map(async (p) => (await ctx.archives.metadata(p.sha256))?.control ?? { Package: p.name, Version: p.version }));
-        return assemblePackages(contents, { exclude: image.exclude, arch: ctx.arch, basePackages: baseControls });
+        const baseControls = await Promise.all(
+          basePackages.map(
+            async (p) =>
+              (await ctx.archives.metadata(p.sha256))?.control ?? { Package: p.name, Version: p.version },
+          ),
+        );
+        return assemblePackages(contents, {
+          exclude: image.exclude,
+          arch: ctx.arch,
+          basePackages: baseControls,
+        });
       },
     );
     built.push({ kind: 'packages', layer, createdBy: `kiln: packages ${own.map((p) => p.name).join(' ')}` });
@@ -100,7 +121,16 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
   const needsAccounts = image.users.length > 0 || image.groups.length > 0 || (own.length > 0 && !base);
   if (needsAccounts || files.length > 0) {
     const layer = await ctx.layers.getOrBuild(
-      key({ kind: 'accounts+files', users: image.users, groups: image.groups, accounts: needsAccounts, base: base?.digest ?? null, hasShell, files: entriesKey(files), mtime }),
+      key({
+        kind: 'accounts+files',
+        users: image.users,
+        groups: image.groups,
+        accounts: needsAccounts,
+        base: base?.digest ?? null,
+        hasShell,
+        files: entriesKey(files),
+        mtime,
+      }),
       mtime,
       async () => {
         const entries: LayerEntry[] = [];
@@ -116,15 +146,28 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
 
   if (image.app) {
     const entries = await appEntries(image.app, ctx.config.dir, file, ctx.cacheDir);
-    const layer = await ctx.layers.getOrBuild(key({ kind: 'app', entries: entriesKey(entries), mtime }), mtime, async () => entries);
+    const layer = await ctx.layers.getOrBuild(
+      key({ kind: 'app', entries: entriesKey(entries), mtime }),
+      mtime,
+      async () => entries,
+    );
     built.push({ kind: 'app', layer, createdBy: `kiln: app ${image.app.src} → ${image.app.dest}` });
   }
 
-  const env = imageConfig({ image, ...(base ? { base: base.config } : {}), arch: ctx.arch, created: '', layers: [] }).config.Env ?? [];
+  const env =
+    imageConfig({ image, ...(base ? { base: base.config } : {}), arch: ctx.arch, created: '', layers: [] })
+      .config.Env ?? [];
   for (const [i, step] of image.run.entries()) {
     const parents = [...(base?.manifest.layers ?? []), ...built.map((b) => b.layer.descriptor)];
     const layer = await ctx.layers.getOrBuild(
-      key({ kind: 'run', parents: parents.map((p) => p.digest), step, env, workdir: image.workdir ?? null, mtime }),
+      key({
+        kind: 'run',
+        parents: parents.map((p) => p.digest),
+        step,
+        env,
+        workdir: image.workdir ?? null,
+        mtime,
+      }),
       mtime,
       async () => {
         ctx.log(`${image.name}: run[${i}] ${describeStep(step)}`);
@@ -133,7 +176,9 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
           layers: blobs,
           step,
           index: i,
-          env: Object.fromEntries(env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+          env: Object.fromEntries(
+            env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+          ),
           ...(image.workdir ? { workdir: image.workdir } : {}),
           ...(ctx.runtime ? { runtime: ctx.runtime } : {}),
         }).catch((err: unknown) => {
@@ -173,7 +218,12 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
     name: image.name,
     digest: manifestDesc.digest,
     manifest: manifestDesc,
-    layers: built.map((b) => ({ kind: b.kind, digest: b.layer.descriptor.digest, size: b.layer.descriptor.size, cached: b.layer.cached })),
+    layers: built.map((b) => ({
+      kind: b.kind,
+      digest: b.layer.descriptor.digest,
+      size: b.layer.descriptor.size,
+      cached: b.layer.cached,
+    })),
     packages: locked.length,
     attachments,
     upToDate: built.every((b) => b.layer.cached) && attachments.reused,
@@ -193,7 +243,14 @@ async function lockedPackagesFor(
     return [...basePackages];
   }
   const requests = sha256Digest(
-    canonicalJson({ from: image.from, packages: [...image.packages].sort(), profile: image.profile, suite, arch: ctx.arch, base: basePackages.map((p) => [p.name, p.version]) }),
+    canonicalJson({
+      from: image.from,
+      packages: [...image.packages].sort(),
+      profile: image.profile,
+      suite,
+      arch: ctx.arch,
+      base: basePackages.map((p) => [p.name, p.version]),
+    }),
   );
   const existing = ctx.lockImages[image.name];
   if (existing && existing.requests === requests && !ctx.update) return existing.packages;
@@ -201,7 +258,9 @@ async function lockedPackagesFor(
     throw new ValidationError(ctx.config.file, [
       {
         path: `images.${image.name}`,
-        message: existing ? 'its packages changed since kiln.lock was written' : 'it has no entry in kiln.lock',
+        message: existing
+          ? 'its packages changed since kiln.lock was written'
+          : 'it has no entry in kiln.lock',
         fix: 'run `kiln bake` without --frozen to update the lock, and commit kiln.lock',
       },
     ]);
@@ -221,9 +280,14 @@ interface BaseImage {
 
 async function loadBase(ctx: BakeContext, name: string): Promise<BaseImage> {
   const desc = ctx.baked.get(name)?.manifest ?? (await ctx.store.resolve(name));
-  if (!desc) throw new ValidationError(ctx.config.file, [{ path: `images.${name}`, message: 'base image is not baked', fix: `run kiln bake ${name}` }]);
+  if (!desc)
+    throw new ValidationError(ctx.config.file, [
+      { path: `images.${name}`, message: 'base image is not baked', fix: `run kiln bake ${name}` },
+    ]);
   const manifest = await ctx.store.getManifest(desc.digest);
-  const config = JSON.parse((await ctx.store.getBlob(manifest.config.digest)).toString('utf8')) as ImageConfig;
+  const config = JSON.parse(
+    (await ctx.store.getBlob(manifest.config.digest)).toString('utf8'),
+  ) as ImageConfig;
   return { digest: desc.digest, manifest, config };
 }
 
@@ -245,7 +309,11 @@ async function accountsOf(store: OciStore, manifest: ImageManifest) {
 /** `user: app` becomes the numeric `uid:gid`, so every OCI runtime runs it the same way. */
 function resolveUser(ctx: BakeContext, image: ImageSpec): { resolvedUser?: string } {
   if (!image.user || /^\d+(:\d+)?$/.test(image.user)) return {};
-  for (let img: ImageSpec | undefined = image; img; img = ctx.config.stack.images.find((i) => i.name === img!.from)) {
+  for (
+    let img: ImageSpec | undefined = image;
+    img;
+    img = ctx.config.stack.images.find((i) => i.name === img!.from)
+  ) {
     const u = img.users.find((x) => x.name === image.user);
     if (u) return { resolvedUser: `${u.uid}:${u.gid ?? u.uid}` };
   }

@@ -4,7 +4,13 @@ export type { BakedImage } from './image.js';
 export { listImages, outdatedPackages, type ImageSummary, type OutdatedPackage } from './inventory.js';
 export { readLock, LOCK_FILE_NAME, type Lock, type LockedPackage } from './lock.js';
 export { Archives } from './packages.js';
-export { loadOrCreateSigningKey, signManifest, verifyEnvelope, SIGNATURE_ARTIFACT_TYPE, type DsseEnvelope } from './sign.js';
+export {
+  loadOrCreateSigningKey,
+  signManifest,
+  verifyEnvelope,
+  SIGNATURE_ARTIFACT_TYPE,
+  type DsseEnvelope,
+} from './sign.js';
 export { SBOM_MEDIA_TYPE } from './sbom.js';
 export { hostDebianArch } from './image-config.js';
 export { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from './debian/index.js';

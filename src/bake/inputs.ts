@@ -1,4 +1,15 @@
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -20,7 +31,11 @@ export function normaliseMode(mode: number, isDir: boolean): number {
 }
 
 /** Reads the image's declared `files` relative to `configDir`. */
-export async function fileEntries(files: readonly FileSpec[], configDir: string, configFile: string): Promise<LayerEntry[]> {
+export async function fileEntries(
+  files: readonly FileSpec[],
+  configDir: string,
+  configFile: string,
+): Promise<LayerEntry[]> {
   const out: LayerEntry[] = [];
   for (const [i, f] of files.entries()) {
     const src = path.resolve(configDir, f.src);
@@ -57,17 +72,28 @@ export async function appEntries(
   const info = await stat(src).catch(() => undefined);
   if (!info) {
     throw new ValidationError(configFile, [
-      { path: 'app.src', message: `${src} does not exist`, fix: 'point app.src at a directory, a tarball or an npm project' },
+      {
+        path: 'app.src',
+        message: `${src} does not exist`,
+        fix: 'point app.src at a directory, a tarball or an npm project',
+      },
     ]);
   }
   const type = app.type ?? (info.isDirectory() ? 'dir' : 'tar');
   const [uid, gid] = app.owner.split(':').map(Number) as [number, number];
   let relative: LayerEntry[];
   if (type === 'dir') {
-    if (!info.isDirectory()) throw new ValidationError(configFile, [{ path: 'app.src', message: `${src} is not a directory`, fix: 'set app.type to "tar" for a tarball' }]);
+    if (!info.isDirectory())
+      throw new ValidationError(configFile, [
+        { path: 'app.src', message: `${src} is not a directory`, fix: 'set app.type to "tar" for a tarball' },
+      ]);
     relative = await walkDirectory(src, app.ignore);
   } else if (type === 'tar') {
-    relative = stripPackagePrefix(await readLayer(await readFile(src)).catch((e: unknown) => { throw wrap(`reading app tarball ${src}`, e); }));
+    relative = stripPackagePrefix(
+      await readLayer(await readFile(src)).catch((e: unknown) => {
+        throw wrap(`reading app tarball ${src}`, e);
+      }),
+    );
   } else {
     relative = stripPackagePrefix(await readLayer(await cachedNpmPack(src, cacheDir)));
   }
@@ -98,9 +124,23 @@ async function walkDirectory(root: string, ignore: readonly string[]): Promise<L
         out.push({ path: childRel, type: 'directory', mode: 0o755, uid: 0, gid: 0 });
         await visit(childRel);
       } else if (st.isSymbolicLink()) {
-        out.push({ path: childRel, type: 'symlink', mode: 0o777, uid: 0, gid: 0, linkname: await readlink(abs) });
+        out.push({
+          path: childRel,
+          type: 'symlink',
+          mode: 0o777,
+          uid: 0,
+          gid: 0,
+          linkname: await readlink(abs),
+        });
       } else if (st.isFile()) {
-        out.push({ path: childRel, type: 'file', mode: normaliseMode(st.mode, false), uid: 0, gid: 0, content: await readFile(abs) });
+        out.push({
+          path: childRel,
+          type: 'file',
+          mode: normaliseMode(st.mode, false),
+          uid: 0,
+          gid: 0,
+          content: await readFile(abs),
+        });
       }
     }
   }
@@ -127,7 +167,16 @@ function stripPackagePrefix(entries: LayerEntry[]): LayerEntry[] {
  */
 async function cachedNpmPack(projectDir: string, cacheDir: string | undefined): Promise<Buffer> {
   if (!cacheDir) return npmPack(projectDir);
-  const key = entriesKey(await walkDirectory(projectDir, ['node_modules/**', '.git/**', '.kiln/**', 'node_modules', '.git', '.kiln']));
+  const key = entriesKey(
+    await walkDirectory(projectDir, [
+      'node_modules/**',
+      '.git/**',
+      '.kiln/**',
+      'node_modules',
+      '.git',
+      '.kiln',
+    ]),
+  );
   const file = path.join(cacheDir, 'npm-pack', `${key.slice('sha256:'.length)}.tgz`);
   const hit = await readFile(file).catch(() => undefined);
   if (hit) return hit;
@@ -145,7 +194,9 @@ async function npmPack(projectDir: string): Promise<Buffer> {
     const { stdout } = await execa('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', out], {
       cwd: projectDir,
     }).catch((e: unknown) => {
-      throw new NotFoundError(`npm pack in ${projectDir} failed: ${e instanceof Error ? e.message : String(e)}`);
+      throw new NotFoundError(
+        `npm pack in ${projectDir} failed: ${e instanceof Error ? e.message : String(e)}`,
+      );
     });
     const [packed] = JSON.parse(stdout) as { filename: string }[];
     if (!packed) throw new NotFoundError(`npm pack in ${projectDir} produced no tarball`);
@@ -160,7 +211,15 @@ export function entriesKey(entries: readonly LayerEntry[]): string {
   const lines = [...entries]
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
     .map((e) =>
-      [e.path, e.type, e.mode.toString(8), e.uid, e.gid, e.linkname ?? '', e.content ? sha256Digest(e.content) : ''].join('\0'),
+      [
+        e.path,
+        e.type,
+        e.mode.toString(8),
+        e.uid,
+        e.gid,
+        e.linkname ?? '',
+        e.content ? sha256Digest(e.content) : '',
+      ].join('\0'),
     );
   return sha256Digest(lines.join('\n'));
 }

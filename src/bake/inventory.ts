@@ -15,7 +15,12 @@ export interface ImageSummary {
   readonly size: number;
   readonly layers: number;
   readonly base: string | null;
-  readonly sbom: { readonly digest: Digest; readonly format: 'CycloneDX'; readonly specVersion: string; readonly components: number } | null;
+  readonly sbom: {
+    readonly digest: Digest;
+    readonly format: 'CycloneDX';
+    readonly specVersion: string;
+    readonly components: number;
+  } | null;
   readonly signature: { readonly digest: Digest; readonly keyid: string; readonly verified: boolean } | null;
 }
 
@@ -48,11 +53,23 @@ async function artifactBlob(store: OciStore, artifact: Descriptor): Promise<Buff
 async function sbomSummary(store: OciStore, image: Descriptor): Promise<ImageSummary['sbom']> {
   const [ref] = await store.referrers(image.digest, SBOM_MEDIA_TYPE);
   if (!ref) return null;
-  const bom = JSON.parse((await artifactBlob(store, ref)).toString('utf8')) as { specVersion: string; components?: unknown[] };
-  return { digest: ref.digest, format: 'CycloneDX', specVersion: bom.specVersion, components: bom.components?.length ?? 0 };
+  const bom = JSON.parse((await artifactBlob(store, ref)).toString('utf8')) as {
+    specVersion: string;
+    components?: unknown[];
+  };
+  return {
+    digest: ref.digest,
+    format: 'CycloneDX',
+    specVersion: bom.specVersion,
+    components: bom.components?.length ?? 0,
+  };
 }
 
-async function signatureSummary(store: OciStore, image: Descriptor, trustedKeys: readonly string[]): Promise<ImageSummary['signature']> {
+async function signatureSummary(
+  store: OciStore,
+  image: Descriptor,
+  trustedKeys: readonly string[],
+): Promise<ImageSummary['signature']> {
   const refs = await store.referrers(image.digest, SIGNATURE_ARTIFACT_TYPE);
   let first: ImageSummary['signature'] = null;
   for (const ref of refs) {
@@ -92,7 +109,14 @@ export async function outdatedPackages(lock: Lock, archives: Archives): Promise<
     for (const p of entry.packages) {
       const newest = index.newest(p.name);
       if (newest && compareVersions(newest.version, p.version) > 0) {
-        out.push({ image, name: p.name, locked: p.version, available: newest.version, suite: newest.suite, security: newest.suite.endsWith('-security') });
+        out.push({
+          image,
+          name: p.name,
+          locked: p.version,
+          available: newest.version,
+          suite: newest.suite,
+          security: newest.suite.endsWith('-security'),
+        });
       }
     }
   }

@@ -66,7 +66,11 @@ export async function readLock(dir: string): Promise<Lock | undefined> {
     raw = JSON.parse(text);
   } catch (err) {
     throw new ValidationError(file, [
-      { path: '', message: `is not JSON: ${(err as Error).message}`, fix: 'restore it from version control, or delete it and run `kiln bake --update`' },
+      {
+        path: '',
+        message: `is not JSON: ${(err as Error).message}`,
+        fix: 'restore it from version control, or delete it and run `kiln bake --update`',
+      },
     ]);
   }
   const parsed = lockSchema.safeParse(raw);
@@ -100,7 +104,12 @@ export async function writeLock(dir: string, lock: Omit<Lock, 'checksum'>): Prom
     const img = lock.images[name]!;
     images[name] = { ...img, packages: [...img.packages].sort((a, b) => (a.name < b.name ? -1 : 1)) };
   }
-  const full: Lock = { lockVersion: lock.lockVersion, sourceDateEpoch: lock.sourceDateEpoch, checksum: '', images };
+  const full: Lock = {
+    lockVersion: lock.lockVersion,
+    sourceDateEpoch: lock.sourceDateEpoch,
+    checksum: '',
+    images,
+  };
   full.checksum = lockChecksum(full);
   const file = path.join(dir, LOCK_FILE_NAME);
   const tmp = `${file}.tmp-${process.pid}`;

@@ -6,13 +6,21 @@ import { bakeOrder, suiteOf } from './order.js';
 const img = (name: string, from: string) => imageSchema.parse({ name, from });
 
 describe('bakeOrder', () => {
-  const images = [img('app', 'base'), img('base', 'debian:bookworm'), img('tool', 'scratch'), img('web', 'app')];
+  const images = [
+    img('app', 'base'),
+    img('base', 'debian:bookworm'),
+    img('tool', 'scratch'),
+    img('web', 'app'),
+  ];
 
   it.each([
     [[], ['base', 'app', 'tool', 'web']],
     [['web'], ['base', 'app', 'web']],
     [['tool'], ['tool']],
-    [['app', 'base'], ['base', 'app']],
+    [
+      ['app', 'base'],
+      ['base', 'app'],
+    ],
   ])('orders %j as %j, bases first', (names, expected) => {
     expect(bakeOrder(images, names).map((i) => i.name)).toEqual(expected);
   });
@@ -24,7 +32,9 @@ describe('bakeOrder', () => {
   });
 
   it('refuses an unknown name', () => {
-    expect(() => bakeOrder(images, ['nope'])).toThrow(/no image named "nope".*declared: app, base, tool, web/);
+    expect(() => bakeOrder(images, ['nope'])).toThrow(
+      /no image named "nope".*declared: app, base, tool, web/,
+    );
   });
 
   it('finds the suite through bases', () => {

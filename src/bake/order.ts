@@ -14,7 +14,9 @@ export function bakeOrder(images: readonly ImageSpec[], names: readonly string[]
   const byName = new Map(images.map((i) => [i.name, i]));
   for (const n of names) {
     if (!byName.has(n)) {
-      throw new NotFoundError(`no image named "${n}" in the config; declared: ${[...byName.keys()].join(', ') || 'none'}`);
+      throw new NotFoundError(
+        `no image named "${n}" in the config; declared: ${[...byName.keys()].join(', ') || 'none'}`,
+      );
     }
   }
   const wanted = names.length ? names : images.map((i) => i.name);
@@ -25,12 +27,15 @@ export function bakeOrder(images: readonly ImageSpec[], names: readonly string[]
     if (s === 'done') return;
     if (s === 'visiting') {
       const cycle = [...trail.slice(trail.indexOf(name)), name];
-      throw new ConflictError(`images are built on each other in a cycle: ${cycle.join(' → ')}; break it by changing one "from"`);
+      throw new ConflictError(
+        `images are built on each other in a cycle: ${cycle.join(' → ')}; break it by changing one "from"`,
+      );
     }
     const img = byName.get(name)!;
     state.set(name, 'visiting');
     if (isImageBase(img.from)) {
-      if (!byName.has(img.from)) throw new NotFoundError(`image "${name}" is built on "${img.from}", which is not declared`);
+      if (!byName.has(img.from))
+        throw new NotFoundError(`image "${name}" is built on "${img.from}", which is not declared`);
       visit(img.from, [...trail, name]);
     }
     state.set(name, 'done');
@@ -43,7 +48,7 @@ export function bakeOrder(images: readonly ImageSpec[], names: readonly string[]
 /** The Debian suite an image's packages come from, following `from` through its bases. */
 export function suiteOf(images: readonly ImageSpec[], image: ImageSpec): string | undefined {
   const seen = new Set<string>();
-  for (let img: ImageSpec | undefined = image; img && !seen.has(img.name); ) {
+  for (let img: ImageSpec | undefined = image; img && !seen.has(img.name);) {
     if (img.from.startsWith('debian:')) return img.from.slice('debian:'.length);
     seen.add(img.name);
     const from: string = img.from;

@@ -9,7 +9,14 @@ import type { LayerEntry } from '../oci/index.js';
  */
 
 /** Top-level directories that live under /usr in the merged-/usr layout, with their symlinks. */
-export const MERGED_USR_DIRS: readonly string[] = Object.freeze(['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']);
+export const MERGED_USR_DIRS: readonly string[] = Object.freeze([
+  'bin',
+  'sbin',
+  'lib',
+  'lib32',
+  'lib64',
+  'libx32',
+]);
 
 /** Where the CA bundle goes, as update-ca-certificates writes it. */
 export const CA_BUNDLE_PATH = 'etc/ssl/certs/ca-certificates.crt';
@@ -84,25 +91,55 @@ export function assemblePackages(
   }
   if (packages.length > 0) {
     for (const dir of MERGED_USR_DIRS) {
-      if ([...byPath.keys()].some((p) => p.startsWith(`usr/${dir}/`)) || dir === 'bin' || dir === 'sbin' || dir === 'lib') {
+      if (
+        [...byPath.keys()].some((p) => p.startsWith(`usr/${dir}/`)) ||
+        dir === 'bin' ||
+        dir === 'sbin' ||
+        dir === 'lib'
+      ) {
         byPath.set(dir, { path: dir, type: 'symlink', mode: 0o777, uid: 0, gid: 0, linkname: `usr/${dir}` });
       }
     }
     for (const e of dpkgDatabase(packages, options.basePackages ?? [])) byPath.set(e.path, e);
     const bundle = caBundle(byPath);
     for (const e of bundle) byPath.set(e.path, e);
-    for (const dir of ['tmp', 'var/tmp']) byPath.set(dir, { path: dir, type: 'directory', mode: 0o1777, uid: 0, gid: 0 });
+    for (const dir of ['tmp', 'var/tmp'])
+      byPath.set(dir, { path: dir, type: 'directory', mode: 0o1777, uid: 0, gid: 0 });
     for (const dir of ['root', 'proc', 'sys', 'dev', 'run', 'etc']) {
-      if (!byPath.has(dir)) byPath.set(dir, { path: dir, type: 'directory', mode: dir === 'root' ? 0o700 : 0o755, uid: 0, gid: 0 });
+      if (!byPath.has(dir))
+        byPath.set(dir, {
+          path: dir,
+          type: 'directory',
+          mode: dir === 'root' ? 0o700 : 0o755,
+          uid: 0,
+          gid: 0,
+        });
     }
   }
   return [...byPath.values()];
 }
 
 const STATUS_FIELD_ORDER = [
-  'Package', 'Status', 'Priority', 'Section', 'Installed-Size', 'Maintainer', 'Architecture', 'Multi-Arch',
-  'Source', 'Version', 'Replaces', 'Provides', 'Depends', 'Pre-Depends', 'Recommends', 'Suggests', 'Breaks',
-  'Conflicts', 'Description', 'Homepage',
+  'Package',
+  'Status',
+  'Priority',
+  'Section',
+  'Installed-Size',
+  'Maintainer',
+  'Architecture',
+  'Multi-Arch',
+  'Source',
+  'Version',
+  'Replaces',
+  'Provides',
+  'Depends',
+  'Pre-Depends',
+  'Recommends',
+  'Suggests',
+  'Breaks',
+  'Conflicts',
+  'Description',
+  'Homepage',
 ];
 
 /** The dpkg status database, so scanners (and derived images) know what is installed. */
@@ -117,7 +154,9 @@ function dpkgDatabase(
     const control: Record<string, string> = { ...byName.get(name)!, Status: 'install ok installed' };
     const keys = [
       ...STATUS_FIELD_ORDER.filter((k) => control[k] !== undefined),
-      ...Object.keys(control).filter((k) => !STATUS_FIELD_ORDER.includes(k)).sort(),
+      ...Object.keys(control)
+        .filter((k) => !STATUS_FIELD_ORDER.includes(k))
+        .sort(),
     ];
     return keys.map((k) => `${k}: ${control[k]!}`).join('\n');
   });
@@ -141,7 +180,9 @@ function dpkgDatabase(
  */
 function caBundle(byPath: ReadonlyMap<string, LayerEntry>): LayerEntry[] {
   const certs = [...byPath.values()]
-    .filter((e) => e.type === 'file' && e.path.startsWith('usr/share/ca-certificates/') && e.path.endsWith('.crt'))
+    .filter(
+      (e) => e.type === 'file' && e.path.startsWith('usr/share/ca-certificates/') && e.path.endsWith('.crt'),
+    )
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   if (certs.length === 0) return [];
   const pem = certs.map((c) => {
@@ -152,6 +193,13 @@ function caBundle(byPath: ReadonlyMap<string, LayerEntry>): LayerEntry[] {
   return [
     { path: 'etc/ssl/certs', type: 'directory', mode: 0o755, uid: 0, gid: 0 },
     { path: CA_BUNDLE_PATH, type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from(pem.join('')) },
-    { path: 'etc/ca-certificates.conf', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from(conf) },
+    {
+      path: 'etc/ca-certificates.conf',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      content: Buffer.from(conf),
+    },
   ];
 }

@@ -57,7 +57,9 @@ export class Archives {
           sources,
           arch: this.options.arch,
           ...(m ? { mirror: m } : {}),
-          ...(m && typeof m === 'object' && 'components' in m && m.components ? { components: m.components } : {}),
+          ...(m && typeof m === 'object' && 'components' in m && m.components
+            ? { components: m.components }
+            : {}),
         });
       })();
       this.specs.set(suite, p);
@@ -105,7 +107,11 @@ export class Archives {
     const uriOf = (s: string) => spec.suites.find((x) => x.name === s)?.uri ?? spec.suites[0]!.uri;
     return mapLimit(locked, DEFAULT_FETCH_CONCURRENCY, async (p) => {
       const record = recordFromLock(p, uriOf(p.suite));
-      const data = await fetchDeb(record, this.options.cacheDir, this.options.fetch ? { fetch: this.options.fetch } : {});
+      const data = await fetchDeb(
+        record,
+        this.options.cacheDir,
+        this.options.fetch ? { fetch: this.options.fetch } : {},
+      );
       const deb = (() => {
         try {
           return readDeb(data, p.name);
@@ -113,7 +119,9 @@ export class Archives {
           throw wrap(`reading ${p.name} ${p.version}`, err);
         }
       })();
-      const copyright = deb.entries.find((e) => e.path === `usr/share/doc/${p.name}/copyright` && e.type === 'file');
+      const copyright = deb.entries.find(
+        (e) => e.path === `usr/share/doc/${p.name}/copyright` && e.type === 'file',
+      );
       await this.rememberMetadata(p.sha256, {
         control: deb.control,
         licenses: copyright?.content ? licensesFromCopyright(copyright.content.toString('utf8')) : [],
@@ -160,7 +168,15 @@ function recordFromLock(p: LockedPackage, uri: string): PackageRecord {
 
 /** A record as it is written into the lock. */
 export function toLocked(r: PackageRecord): LockedPackage {
-  return { name: r.name, version: r.version, arch: r.arch, suite: r.suite, filename: r.filename, size: r.size, sha256: r.sha256 };
+  return {
+    name: r.name,
+    version: r.version,
+    arch: r.arch,
+    suite: r.suite,
+    filename: r.filename,
+    size: r.size,
+    sha256: r.sha256,
+  };
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

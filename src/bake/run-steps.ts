@@ -62,10 +62,15 @@ export async function runStep(options: {
       hostNetwork: network,
       timeoutMs: options.timeoutMs ?? DEFAULT_RUN_STEP_TIMEOUT_MS,
       ...(options.runtime ? { runtime: options.runtime } : {}),
-      ...(network ? { mounts: [{ source: '/etc/resolv.conf', destination: '/etc/resolv.conf', readonly: true }] } : {}),
+      ...(network
+        ? { mounts: [{ source: '/etc/resolv.conf', destination: '/etc/resolv.conf', readonly: true }] }
+        : {}),
     });
     if (result.timedOut) {
-      throw new KilnError('runtime', `run[${options.index}] "${describeStep(step)}" did not finish within ${Math.round((options.timeoutMs ?? DEFAULT_RUN_STEP_TIMEOUT_MS) / 1000)}s and was killed`);
+      throw new KilnError(
+        'runtime',
+        `run[${options.index}] "${describeStep(step)}" did not finish within ${Math.round((options.timeoutMs ?? DEFAULT_RUN_STEP_TIMEOUT_MS) / 1000)}s and was killed`,
+      );
     }
     if (result.exitCode !== 0) {
       const tail = (result.stderr || result.stdout).trim().split('\n').slice(-15).join('\n');
@@ -115,7 +120,11 @@ async function snapshot(root: string): Promise<Map<string, Snapshot>> {
   return out;
 }
 
-async function diffEntries(root: string, before: Map<string, Snapshot>, after: Map<string, Snapshot>): Promise<LayerEntry[]> {
+async function diffEntries(
+  root: string,
+  before: Map<string, Snapshot>,
+  after: Map<string, Snapshot>,
+): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
   for (const [p, s] of after) {
     const old = before.get(p);

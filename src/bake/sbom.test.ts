@@ -31,14 +31,35 @@ describe('cycloneDx', () => {
     created: '2023-11-14T22:13:20.000Z',
     kilnVersion: '0.1.0',
     packages: [
-      { name: 'zlib1g', version: '1:1.2.13.dfsg-1', arch: 'amd64', sha256: 'a'.repeat(64), suite: 'bookworm', licenses: ['Zlib'], source: 'zlib' },
-      { name: 'libfoo', version: '1.0', arch: 'all', sha256: 'b'.repeat(64), suite: 'bookworm-security', licenses: ['Custom-1'] },
+      {
+        name: 'zlib1g',
+        version: '1:1.2.13.dfsg-1',
+        arch: 'amd64',
+        sha256: 'a'.repeat(64),
+        suite: 'bookworm',
+        licenses: ['Zlib'],
+        source: 'zlib',
+      },
+      {
+        name: 'libfoo',
+        version: '1.0',
+        arch: 'all',
+        sha256: 'b'.repeat(64),
+        suite: 'bookworm-security',
+        licenses: ['Custom-1'],
+      },
     ],
-  }) as { specVersion: string; serialNumber: string; components: { name: string; purl: string; licenses: unknown[] }[] };
+  }) as {
+    specVersion: string;
+    serialNumber: string;
+    components: { name: string; purl: string; licenses: unknown[] }[];
+  };
 
   it('is CycloneDX 1.6 with a serial number derived from the image', () => {
     expect(sbom.specVersion).toBe('1.6');
-    expect(sbom.serialNumber).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(sbom.serialNumber).toMatch(
+      /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
   });
 
   it('lists packages sorted, with purls (epoch colon encoded) and SPDX ids where they map', () => {
@@ -51,6 +72,8 @@ describe('cycloneDx', () => {
   });
 
   it('makes purls for plain versions', () => {
-    expect(debPurl('curl', '7.88.1-10+deb12u5', 'amd64')).toBe('pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64');
+    expect(debPurl('curl', '7.88.1-10+deb12u5', 'amd64')).toBe(
+      'pkg:deb/debian/curl@7.88.1-10%2Bdeb12u5?arch=amd64',
+    );
   });
 });

@@ -21,7 +21,7 @@ export interface SbomPackage {
 /** Debian copyright short names and their SPDX identifiers (DEP-5 §7 and common usage). */
 const SPDX_IDS: Readonly<Record<string, string>> = {
   'apache-2.0': 'Apache-2.0',
-  'artistic': 'Artistic-1.0-Perl',
+  artistic: 'Artistic-1.0-Perl',
   'bsd-2-clause': 'BSD-2-Clause',
   'bsd-3-clause': 'BSD-3-Clause',
   'bsd-4-clause': 'BSD-4-Clause',
@@ -131,6 +131,8 @@ export function cycloneDx(options: {
         ],
       };
     }),
-    dependencies: [{ ref: manifestDigest, dependsOn: packages.map((p) => debPurl(p.name, p.version, p.arch)) }],
+    dependencies: [
+      { ref: manifestDigest, dependsOn: packages.map((p) => debPurl(p.name, p.version, p.arch)) },
+    ],
   };
 }

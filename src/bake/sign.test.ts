@@ -36,12 +36,19 @@ describe('DSSE', () => {
     const key = await loadOrCreateSigningKey(dir);
     const env = signManifest(key, 'api', DIGEST);
     const otherDigest = `sha256:${'cd'.repeat(32)}` as const;
-    const forged = { ...env, payload: Buffer.from(JSON.stringify({ image: { name: 'api', manifestDigest: otherDigest } })).toString('base64') };
+    const forged = {
+      ...env,
+      payload: Buffer.from(JSON.stringify({ image: { name: 'api', manifestDigest: otherDigest } })).toString(
+        'base64',
+      ),
+    };
     expect(() => verifyEnvelope(forged, [key.publicKeyPem], otherDigest)).toThrow(IntegrityError);
     const sig = Buffer.from(env.signatures[0]!.sig, 'base64');
     sig[0] = sig[0]! ^ 1;
     const flipped = { ...env, signatures: [{ keyid: key.keyid, sig: sig.toString('base64') }] };
-    expect(() => verifyEnvelope(flipped, [key.publicKeyPem], DIGEST)).toThrow(/no signature by a trusted key/);
+    expect(() => verifyEnvelope(flipped, [key.publicKeyPem], DIGEST)).toThrow(
+      /no signature by a trusted key/,
+    );
   });
 
   it('says which file is wrong when the key is not a key', async () => {

@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { IntegrityError, ValidationError } from '../errors/index.js';
@@ -70,10 +77,22 @@ export async function loadOrCreateSigningKey(keysDir: string): Promise<SigningKe
   try {
     privateKey = createPrivateKey(pem);
   } catch (err) {
-    throw new ValidationError(keyFile, [{ path: '', message: `is not a PEM private key: ${(err as Error).message}`, fix: 'restore it, or move it away to have a new key made' }]);
+    throw new ValidationError(keyFile, [
+      {
+        path: '',
+        message: `is not a PEM private key: ${(err as Error).message}`,
+        fix: 'restore it, or move it away to have a new key made',
+      },
+    ]);
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
-    throw new ValidationError(keyFile, [{ path: '', message: `holds a ${privateKey.asymmetricKeyType} key, not ed25519`, fix: 'replace it with an ed25519 key' }]);
+    throw new ValidationError(keyFile, [
+      {
+        path: '',
+        message: `holds a ${privateKey.asymmetricKeyType} key, not ed25519`,
+        fix: 'replace it with an ed25519 key',
+      },
+    ]);
   }
   const publicKey = createPublicKey(privateKey);
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -102,9 +121,15 @@ export function signManifest(key: SigningKey, name: string, manifestDigest: Dige
  * Verifies an envelope against trusted public keys (PEM) and the digest it must cover. Returns the
  * id of the key that signed; throws IntegrityError naming what failed.
  */
-export function verifyEnvelope(envelope: DsseEnvelope, trusted: readonly string[], manifestDigest: Digest): string {
+export function verifyEnvelope(
+  envelope: DsseEnvelope,
+  trusted: readonly string[],
+  manifestDigest: Digest,
+): string {
   if (envelope.payloadType !== SIGNATURE_PAYLOAD_TYPE) {
-    throw new IntegrityError(`signature has payload type ${envelope.payloadType}, expected ${SIGNATURE_PAYLOAD_TYPE}`);
+    throw new IntegrityError(
+      `signature has payload type ${envelope.payloadType}, expected ${SIGNATURE_PAYLOAD_TYPE}`,
+    );
   }
   const payload = Buffer.from(envelope.payload, 'base64');
   let statement: SignaturePayload;
@@ -114,7 +139,9 @@ export function verifyEnvelope(envelope: DsseEnvelope, trusted: readonly string[
     throw new IntegrityError('signature payload is not JSON');
   }
   if (statement.image?.manifestDigest !== manifestDigest) {
-    throw new IntegrityError(`signature covers ${String(statement.image?.manifestDigest)}, not ${manifestDigest}`);
+    throw new IntegrityError(
+      `signature covers ${String(statement.image?.manifestDigest)}, not ${manifestDigest}`,
+    );
   }
   const message = pae(envelope.payloadType, payload);
   for (const pem of trusted) {

@@ -17,39 +17,61 @@ export function bakeCommand(): Command {
     .option('--out <target>', 'also export the image, as oci:DIR')
     .addOption(new Option('--runtime <name>', 'OCI runtime for run steps').choices(['crun', 'runc']))
     .option('--json', 'print the result as JSON')
-    .action(async (names: string[], opts: { all?: boolean; update?: boolean; frozen?: boolean; offline?: boolean; out?: string; runtime?: 'crun' | 'runc'; json?: boolean }, cmd: Command) => {
-      const config = await loadFromOptions(cmd);
-      let outDir: string | undefined;
-      if (opts.out !== undefined) {
-        if (!opts.out.startsWith('oci:') || opts.out.length <= 4) {
-          throw new ValidationError('--out', [{ path: '', message: `"${opts.out}" is not a supported target`, fix: 'write it as oci:DIR' }]);
+    .action(
+      async (
+        names: string[],
+        opts: {
+          all?: boolean;
+          update?: boolean;
+          frozen?: boolean;
+          offline?: boolean;
+          out?: string;
+          runtime?: 'crun' | 'runc';
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const config = await loadFromOptions(cmd);
+        let outDir: string | undefined;
+        if (opts.out !== undefined) {
+          if (!opts.out.startsWith('oci:') || opts.out.length <= 4) {
+            throw new ValidationError('--out', [
+              { path: '', message: `"${opts.out}" is not a supported target`, fix: 'write it as oci:DIR' },
+            ]);
+          }
+          outDir = path.resolve(opts.out.slice(4));
         }
-        outDir = path.resolve(opts.out.slice(4));
-      }
-      const wanted = opts.all ? [] : names;
-      if (outDir && wanted.length !== 1 && config.stack.images.length !== 1) {
-        throw new ValidationError('--out', [{ path: '', message: 'exports one image', fix: 'name the image to export: kiln bake NAME --out oci:DIR' }]);
-      }
-      const log = opts.json ? () => {} : (m: string) => process.stderr.write(`${m}\n`);
-      const results = await bake({
-        config,
-        names: wanted,
-        ...(opts.update ? { update: true } : {}),
-        ...(opts.frozen ? { frozen: true } : {}),
-        ...(opts.offline ? { offline: true } : {}),
-        ...(opts.runtime ? { runtime: opts.runtime } : {}),
-        log,
-        ...aptRootFromEnv(),
-      });
-      if (outDir) {
-        const name = wanted[0] ?? config.stack.images[0]!.name;
-        const store = await OciStore.open(homePaths(homeFor(config)).store);
-        await store.exportImage(name, outDir);
-        log(`exported ${name} to oci:${outDir} (tag ${name})`);
-      }
-      if (opts.json) printJson(results.map(bakedJson));
-      else for (const r of results) process.stdout.write(bakedLine(r));
-    });
+        const wanted = opts.all ? [] : names;
+        if (outDir && wanted.length !== 1 && config.stack.images.length !== 1) {
+          throw new ValidationError('--out', [
+            {
+              path: '',
+              message: 'exports one image',
+              fix: 'name the image to export: kiln bake NAME --out oci:DIR',
+            },
+          ]);
+        }
+        const log = opts.json ? () => {} : (m: string) => process.stderr.write(`${m}\n`);
+        const results = await bake({
+          config,
+          names: wanted,
+          ...(opts.update ? { update: true } : {}),
+          ...(opts.frozen ? { frozen: true } : {}),
+          ...(opts.offline ? { offline: true } : {}),
+          ...(opts.runtime ? { runtime: opts.runtime } : {}),
+          log,
+          ...aptRootFromEnv(),
+        });
+        if (outDir) {
+          const name = wanted[0] ?? config.stack.images[0]!.name;
+          const store = await OciStore.open(homePaths(homeFor(config)).store);
+          await store.exportImage(name, outDir);
+          log(`exported ${name} to oci:${outDir} (tag ${name})`);
+        }
+        if (opts.json) printJson(results.map(bakedJson));
+        else for (const r of results) process.stdout.write(bakedLine(r));
+      },
+    );
 }
 
 /** The JSON shape of one baked image (stable; README documents it). */

@@ -27,7 +27,12 @@ async function hasCommand(cmd: string, args: string[] = ['--version']): Promise<
   }
 }
 
-async function toolCheck(name: string, pkg: string, level: DoctorCheck['level'], args?: string[]): Promise<DoctorCheck> {
+async function toolCheck(
+  name: string,
+  pkg: string,
+  level: DoctorCheck['level'],
+  args?: string[],
+): Promise<DoctorCheck> {
   const version = await hasCommand(name, args);
   return version
     ? { name, ok: true, level, detail: version }
@@ -39,7 +44,9 @@ async function toolCheck(name: string, pkg: string, level: DoctorCheck['level'],
  * Debian keyring, and the configured Debian archive (its signed InRelease is fetched and verified).
  * Every failure carries the exact command that fixes it.
  */
-export async function runDoctor(options: { suite?: string; aptRoot?: string; fetch?: typeof fetch } = {}): Promise<DoctorCheck[]> {
+export async function runDoctor(
+  options: { suite?: string; aptRoot?: string; fetch?: typeof fetch } = {},
+): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   checks.push({
@@ -52,11 +59,33 @@ export async function runDoctor(options: { suite?: string; aptRoot?: string; fet
   const runtimes = await detectRuntimes().catch(() => []);
   checks.push(
     runtimes.length
-      ? { name: 'oci-runtime', ok: true, level: 'required', detail: runtimes.map((r) => `${r.name} ${r.version}${r.unmountUnifiedCgroup ? ' (run under unshare -m, cgroup v1 unified unmounted)' : ''}`).join(', ') }
-      : { name: 'oci-runtime', ok: false, level: 'required', detail: 'neither crun nor runc is installed', fix: `${APT} crun runc` },
+      ? {
+          name: 'oci-runtime',
+          ok: true,
+          level: 'required',
+          detail: runtimes
+            .map(
+              (r) =>
+                `${r.name} ${r.version}${r.unmountUnifiedCgroup ? ' (run under unshare -m, cgroup v1 unified unmounted)' : ''}`,
+            )
+            .join(', '),
+        }
+      : {
+          name: 'oci-runtime',
+          ok: false,
+          level: 'required',
+          detail: 'neither crun nor runc is installed',
+          fix: `${APT} crun runc`,
+        },
   );
   const uid = process.getuid?.() ?? 0;
-  checks.push({ name: 'root', ok: uid === 0, level: 'required', detail: `running as uid ${uid}`, fix: 'run kiln as root (rootless containers are future work)' });
+  checks.push({
+    name: 'root',
+    ok: uid === 0,
+    level: 'required',
+    detail: `running as uid ${uid}`,
+    fix: 'run kiln as root (rootless containers are future work)',
+  });
   const missingNs: string[] = [];
   for (const ns of ['pid', 'ipc', 'uts', 'mnt', 'net']) {
     if (!(await stat(`/proc/self/ns/${ns}`).catch(() => undefined))) missingNs.push(ns);
@@ -72,15 +101,30 @@ export async function runDoctor(options: { suite?: string; aptRoot?: string; fet
   checks.push(
     cgroups
       ? { name: 'cgroups', ok: true, level: 'required', detail: `cgroup ${cgroups.mode}` }
-      : { name: 'cgroups', ok: false, level: 'required', detail: '/sys/fs/cgroup is not mounted', fix: 'mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)' },
+      : {
+          name: 'cgroups',
+          ok: false,
+          level: 'required',
+          detail: '/sys/fs/cgroup is not mounted',
+          fix: 'mount cgroup2 on /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)',
+        },
   );
   checks.push(await toolCheck('unshare', 'util-linux', 'required'));
   checks.push(await toolCheck('gpgv', 'gpgv', 'required'));
-  const keyring = await access(DEFAULT_KEYRING, constants.R_OK).then(() => true, () => false);
+  const keyring = await access(DEFAULT_KEYRING, constants.R_OK).then(
+    () => true,
+    () => false,
+  );
   checks.push(
     keyring
       ? { name: 'debian-keyring', ok: true, level: 'required', detail: DEFAULT_KEYRING }
-      : { name: 'debian-keyring', ok: false, level: 'required', detail: `${DEFAULT_KEYRING} is missing`, fix: `${APT} debian-archive-keyring` },
+      : {
+          name: 'debian-keyring',
+          ok: false,
+          level: 'required',
+          detail: `${DEFAULT_KEYRING} is missing`,
+          fix: `${APT} debian-archive-keyring`,
+        },
   );
   checks.push(await archiveCheck(options));
   for (const [tool, pkg, args] of [
@@ -99,7 +143,11 @@ export async function runDoctor(options: { suite?: string; aptRoot?: string; fet
   return checks;
 }
 
-async function archiveCheck(options: { suite?: string; aptRoot?: string; fetch?: typeof fetch }): Promise<DoctorCheck> {
+async function archiveCheck(options: {
+  suite?: string;
+  aptRoot?: string;
+  fetch?: typeof fetch;
+}): Promise<DoctorCheck> {
   const suite = options.suite ?? (await hostSuite()) ?? 'bookworm';
   try {
     const spec = archiveSpec({ suite, sources: await readAptSources(options.aptRoot ?? '/'), arch: 'amd64' });
@@ -108,7 +156,12 @@ async function archiveCheck(options: { suite?: string; aptRoot?: string; fetch?:
     const res = await (options.fetch ?? fetch)(url, { signal: AbortSignal.timeout(15_000) });
     if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
     await verifyInRelease(Buffer.from(await res.arrayBuffer()), first.keyring, url);
-    return { name: 'debian-archive', ok: true, level: 'required', detail: `${first.name}: signed InRelease verified (${spec.suites.map((s) => s.name).join(', ')})` };
+    return {
+      name: 'debian-archive',
+      ok: true,
+      level: 'required',
+      detail: `${first.name}: signed InRelease verified (${spec.suites.map((s) => s.name).join(', ')})`,
+    };
   } catch (err) {
     return {
       name: 'debian-archive',
@@ -130,7 +183,7 @@ export function doctorCommand(): Command {
   return new Command('doctor')
     .description('check the prerequisites (OCI runtime, kernel features, Debian archive) and print fixes')
     .option('--json', 'print JSON')
-    .option('--suite <name>', 'Debian suite to check the archive for (default: this machine\'s)')
+    .option('--suite <name>', "Debian suite to check the archive for (default: this machine's)")
     .action(async (opts: { json?: boolean; suite?: string }) => {
       const checks = await runDoctor({ ...(opts.suite ? { suite: opts.suite } : {}), ...aptRootFromEnv() });
       const failedRequired = checks.some((c) => !c.ok && c.level === 'required');
@@ -138,10 +191,14 @@ export function doctorCommand(): Command {
       else {
         for (const c of checks) {
           const mark = c.ok ? 'ok  ' : c.level === 'required' ? 'FAIL' : 'miss';
-          process.stdout.write(`${mark}  ${c.name.padEnd(16)} ${c.detail}${c.level === 'tests' ? ' (for tests)' : ''}\n`);
+          process.stdout.write(
+            `${mark}  ${c.name.padEnd(16)} ${c.detail}${c.level === 'tests' ? ' (for tests)' : ''}\n`,
+          );
           if (!c.ok && c.fix) process.stdout.write(`      fix: ${c.fix}\n`);
         }
-        process.stdout.write(failedRequired ? '\nkiln cannot run here until the FAIL lines are fixed.\n' : '\nkiln is ready.\n');
+        process.stdout.write(
+          failedRequired ? '\nkiln cannot run here until the FAIL lines are fixed.\n' : '\nkiln is ready.\n',
+        );
       }
       if (failedRequired) process.exitCode = 1;
     });

@@ -16,7 +16,14 @@ export function program(): Command {
     .option('-c, --config <file>', 'config file (default: kiln.config.ts, kiln.config.js or kiln.yaml here)')
     .showHelpAfterError()
     .exitOverride();
-  for (const cmd of [bakeCommand(), imagesCommand(), runCommand(), pushCommand(), outdatedCommand(), doctorCommand()]) {
+  for (const cmd of [
+    bakeCommand(),
+    imagesCommand(),
+    runCommand(),
+    pushCommand(),
+    outdatedCommand(),
+    doctorCommand(),
+  ]) {
     root.addCommand(cmd.exitOverride());
   }
   return root;
@@ -29,7 +36,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.Ok;
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      )
+        return ExitCode.Ok;
       return ExitCode.Usage;
     }
     process.stderr.write(`${describeError(err)}\n`);

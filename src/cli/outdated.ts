@@ -24,7 +24,8 @@ export function outdatedCommand(): Command {
       else if (outdated.length === 0) process.stdout.write('every locked package is at its newest version\n');
       else {
         const rows = [['IMAGE', 'PACKAGE', 'LOCKED', 'AVAILABLE', 'SUITE', '']];
-        for (const o of outdated) rows.push([o.image, o.name, o.locked, o.available, o.suite, o.security ? 'SECURITY' : '']);
+        for (const o of outdated)
+          rows.push([o.image, o.name, o.locked, o.available, o.suite, o.security ? 'SECURITY' : '']);
         process.stdout.write(table(rows));
         process.stdout.write('run `kiln bake --update` to take them\n');
       }

@@ -8,13 +8,7 @@
 
 /** A machine-readable error code; stable, documented in README's exit-code table. */
 export type KilnErrorCode =
-  | 'validation'
-  | 'not-found'
-  | 'conflict'
-  | 'integrity'
-  | 'unavailable'
-  | 'runtime'
-  | 'internal';
+  'validation' | 'not-found' | 'conflict' | 'integrity' | 'unavailable' | 'runtime' | 'internal';
 
 /** The base of every error kiln raises on purpose. */
 export class KilnError extends Error {
@@ -91,9 +85,13 @@ function formatIssues(file: string | undefined, issues: readonly ValidationIssue
  */
 export function wrap(context: string, err: unknown): KilnError {
   if (err instanceof ValidationError) {
-    return new ValidationError(err.file, err.issues.map((i) => ({ ...i, message: `${context}: ${i.message}` })), {
-      cause: err,
-    });
+    return new ValidationError(
+      err.file,
+      err.issues.map((i) => ({ ...i, message: `${context}: ${i.message}` })),
+      {
+        cause: err,
+      },
+    );
   }
   const message = `${context}: ${err instanceof Error ? err.message : String(err)}`;
   if (err instanceof KilnError) {

@@ -8,16 +8,30 @@ import type { RunOnceOptions } from './oci-runtime.js';
  * instance of the image shares it read-only. The unpack goes to a temporary directory renamed into
  * place, so a crash never leaves a half-unpacked root that later runs would trust.
  */
-export async function ensureRootfs(store: OciStore, manifestDigest: Digest, rootfsDir: string): Promise<string> {
+export async function ensureRootfs(
+  store: OciStore,
+  manifestDigest: Digest,
+  rootfsDir: string,
+): Promise<string> {
   const dest = path.join(rootfsDir, digestHex(manifestDigest));
-  if (await stat(dest).then((s) => s.isDirectory()).catch(() => false)) return dest;
+  if (
+    await stat(dest)
+      .then((s) => s.isDirectory())
+      .catch(() => false)
+  )
+    return dest;
   const manifest = await store.getManifest(manifestDigest);
   const blobs = await Promise.all(manifest.layers.map((l) => store.getBlob(l.digest)));
   try {
     await unpackLayers(blobs, dest);
   } catch (err) {
     // Another process may have unpacked the same digest first; its result is as good as ours.
-    if (await stat(dest).then((s) => s.isDirectory()).catch(() => false)) return dest;
+    if (
+      await stat(dest)
+        .then((s) => s.isDirectory())
+        .catch(() => false)
+    )
+      return dest;
     throw err;
   }
   return dest;

@@ -11,23 +11,27 @@
  * host and manages the v1 controllers as runc does, while the host's own mounts stay untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { execa, type Result } from 'execa';
 
 import { KilnError, NotFoundError, UnavailableError } from '../errors/index.js';
-import { type CgroupHost, inspectCgroups, removeCgroupDirs, UNIFIED_MOUNT_POINT } from './cgroups.js';
+import { type CgroupHost, inspectCgroups, removeCgroupDirs } from './cgroups.js';
 import { DEFAULT_NOFILE_LIMIT, runtimeSpec, type RuntimeSpecOptions } from './spec.js';
+import { CONTROL_TIMEOUT_MS, pickRuntime, type RuntimeInfo, type RuntimeName } from './detect.js';
 
-/** The OCI runtimes kiln can drive. */
-export type RuntimeName = 'crun' | 'runc';
-
-/** Runtimes in order of preference: crun starts faster and uses less memory than runc. */
-export const RUNTIME_NAMES: readonly RuntimeName[] = ['crun', 'runc'];
+export {
+  CONTROL_TIMEOUT_MS,
+  detectRuntimes,
+  pickRuntime,
+  RUNTIME_NAMES,
+  type DetectOptions,
+  type RuntimeInfo,
+  type RuntimeName,
+} from './detect.js';
 
 /** Parent of the runtimes' state directories (`<dir>/crun`, `<dir>/runc`), kept apart from /run/runc. */
 export const DEFAULT_STATE_DIR = '/run/kiln/runtime';
@@ -37,22 +41,6 @@ export const DEFAULT_RUN_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** How long `kill` is retried after a timeout before the runtime process itself is killed, in ms. */
 export const KILL_GRACE_MS = 5_000;
-
-/** Timeout of the runtime's own bookkeeping commands (`state`, `kill`, `delete`, `list`), in ms. */
-export const CONTROL_TIMEOUT_MS = 30_000;
-
-/** An OCI runtime found on this host. */
-export interface RuntimeInfo {
-  readonly name: RuntimeName;
-  /** Absolute path of the binary. */
-  readonly path: string;
-  /** As the binary reports it, such as `1.8.1` or `1.1.5+ds1`. */
-  readonly version: string;
-  /** True when this runtime must run with `/sys/fs/cgroup/unified` unmounted (crun on a hybrid host). */
-  readonly unmountUnifiedCgroup: boolean;
-  /** The argv prefix that invokes it, the workaround included; append the runtime's arguments. */
-  readonly command: readonly string[];
-}
 
 /** Options of {@link runOnce}: the container's description plus how to run it. */
 export interface RunOnceOptions extends Omit<RuntimeSpecOptions, 'cgroupsPath'> {
@@ -81,46 +69,6 @@ export interface RunOnceResult {
   /** The unique container id used, also the name of its cgroup. */
   readonly containerId: string;
   readonly runtime: RuntimeName;
-}
-
-const EXTRA_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** Where to look for runtime binaries. */
-export interface DetectOptions {
-  /**
-   * Directories to search, joined with `:`.
-   * @default `$PATH` followed by the usual bin and sbin directories (runc lives in /usr/sbin)
-   */
-  readonly searchPath?: string;
-}
-
-/** Lists the installed OCI runtimes with their versions, in order of preference. */
-export async function detectRuntimes(options: DetectOptions = {}): Promise<RuntimeInfo[]> {
-  const host = await inspectCgroups();
-  const dirs = searchDirs(options.searchPath);
-  const found = await Promise.all(RUNTIME_NAMES.map((name) => detectRuntime(name, host, dirs)));
-  return found.filter((info): info is RuntimeInfo => info !== undefined);
-}
-
-/**
- * The runtime to use: `preferred` if given, else the first installed one. Throws an
- * UnavailableError naming the package to install when there is none.
- */
-export async function pickRuntime(
-  preferred?: RuntimeName,
-  options: DetectOptions = {},
-): Promise<RuntimeInfo> {
-  const found = await detectRuntimes(options);
-  const wanted = preferred === undefined ? found[0] : found.find((info) => info.name === preferred);
-  if (wanted !== undefined) return wanted;
-  if (preferred !== undefined) {
-    throw new UnavailableError(
-      `the OCI runtime ${preferred} is not installed (fix: apt-get install ${preferred})`,
-    );
-  }
-  throw new UnavailableError(
-    'no OCI runtime found: neither crun nor runc is installed (fix: apt-get install crun)',
-  );
 }
 
 /**
@@ -215,59 +163,6 @@ export async function listContainers(options: {
 /** The `--root` directory given to a runtime: one per runtime, since their state formats differ. */
 export function runtimeStateDir(name: RuntimeName, stateDir: string = DEFAULT_STATE_DIR): string {
   return join(resolve(stateDir), name);
-}
-
-async function detectRuntime(
-  name: RuntimeName,
-  host: CgroupHost,
-  dirs: readonly string[],
-): Promise<RuntimeInfo | undefined> {
-  const path = await findExecutable(name, dirs);
-  if (path === undefined) return undefined;
-  const result = await execa(path, ['--version'], { reject: false, timeout: CONTROL_TIMEOUT_MS });
-  const version = /version\s+(\S+)/.exec(result.stdout)?.[1];
-  if (result.exitCode !== 0 || version === undefined) return undefined;
-  const unmountUnifiedCgroup =
-    name === 'crun' && host.mode === 'hybrid' && host.unifiedControllers.length > 0;
-  if (!unmountUnifiedCgroup) return { name, path, version, unmountUnifiedCgroup, command: [path] };
-  const unshare = await findExecutable('unshare', searchDirs(undefined));
-  if (unshare === undefined) {
-    throw new UnavailableError(
-      'crun needs unshare on this hybrid-cgroup host (fix: apt-get install util-linux)',
-    );
-  }
-  const script = `umount ${UNIFIED_MOUNT_POINT} || exit 125; exec "$@"`;
-  const command = [
-    unshare,
-    '--mount',
-    '--propagation',
-    'private',
-    '/bin/sh',
-    '-c',
-    script,
-    'kiln-crun',
-    path,
-  ];
-  return { name, path, version, unmountUnifiedCgroup, command };
-}
-
-function searchDirs(searchPath: string | undefined): string[] {
-  const dirs = searchPath?.split(delimiter) ?? [
-    ...(process.env.PATH ?? '').split(delimiter),
-    ...EXTRA_BIN_DIRS,
-  ];
-  return [...new Set(dirs.filter((d) => d !== ''))];
-}
-
-async function findExecutable(name: string, dirs: readonly string[]): Promise<string | undefined> {
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    const executable = await access(candidate, fsConstants.X_OK)
-      .then(() => true)
-      .catch(() => false);
-    if (executable) return candidate;
-  }
-  return undefined;
 }
 
 async function execute(

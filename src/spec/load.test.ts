@@ -56,7 +56,10 @@ export default defineStack({ images: [defineImage({ name: 'web', from: base, pac
 
   it('accepts the same schema as YAML', async () => {
     const file = path.join(dir, 'kiln.yaml');
-    await writeFile(file, 'images:\n  - name: web\n    from: debian:bookworm\n    packages: [busybox-static]\n');
+    await writeFile(
+      file,
+      'images:\n  - name: web\n    from: debian:bookworm\n    packages: [busybox-static]\n',
+    );
     const { stack } = await loadConfig(file);
     expect(stack.images[0]!.name).toBe('web');
   });

@@ -6,10 +6,22 @@ import { createJiti } from 'jiti';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { NotFoundError, ValidationError, type ValidationIssue } from '../errors/index.js';
-import { appSchema, fileSchema, imageSchema, mirrorSchema, stackSchema, userSchema, type StackSpec } from './schema.js';
+import {
+  appSchema,
+  fileSchema,
+  imageSchema,
+  mirrorSchema,
+  stackSchema,
+  userSchema,
+  type StackSpec,
+} from './schema.js';
 
 /** The file names kiln looks for, in order, when no `-c FILE` is given. */
-export const CONFIG_FILE_NAMES: readonly string[] = Object.freeze(['kiln.config.ts', 'kiln.config.js', 'kiln.yaml']);
+export const CONFIG_FILE_NAMES: readonly string[] = Object.freeze([
+  'kiln.config.ts',
+  'kiln.config.js',
+  'kiln.yaml',
+]);
 
 /** A validated stack and where it came from. */
 export interface LoadedConfig {
@@ -95,7 +107,11 @@ export function validateStack(
 }
 
 async function importConfigModule(abs: string): Promise<unknown> {
-  const jiti = createJiti(import.meta.url, { alias: { kiln: selfEntry() }, moduleCache: false, fsCache: false });
+  const jiti = createJiti(import.meta.url, {
+    alias: { kiln: selfEntry() },
+    moduleCache: false,
+    fsCache: false,
+  });
   let mod: unknown;
   try {
     mod = await jiti.import(abs);
@@ -132,7 +148,10 @@ function formatPath(p: readonly PropertyKey[]): string {
   return out;
 }
 
-function toValidationIssue(issue: z.core.$ZodIssue, locate: (p: readonly PropertyKey[]) => string): ValidationIssue {
+function toValidationIssue(
+  issue: z.core.$ZodIssue,
+  locate: (p: readonly PropertyKey[]) => string,
+): ValidationIssue {
   const where = locate(issue.path);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.join('", "');
@@ -186,7 +205,11 @@ function crossCheck(stack: StackSpec): ValidationIssue[] {
     }
     if (from === 'scratch' || /^debian:[a-z0-9-]+$/.test(from)) return;
     if (from.startsWith('debian:')) {
-      issues.push({ path: `images[${i}].from`, message: `"${from}" is not a Debian suite`, fix: 'write it as "debian:bookworm"' });
+      issues.push({
+        path: `images[${i}].from`,
+        message: `"${from}" is not a Debian suite`,
+        fix: 'write it as "debian:bookworm"',
+      });
     } else if (!names.has(from)) {
       issues.push({
         path: `images[${i}].from`,
@@ -201,7 +224,7 @@ function crossCheck(stack: StackSpec): ValidationIssue[] {
 /** True when the image or an image it is built on declares the user. */
 function declaresUser(stack: StackSpec, image: StackSpec['images'][number], user: string): boolean {
   const seen = new Set<string>();
-  for (let img: typeof image | undefined = image; img && !seen.has(img.name); ) {
+  for (let img: typeof image | undefined = image; img && !seen.has(img.name);) {
     if (img.users.some((u) => u.name === user)) return true;
     seen.add(img.name);
     const from: string = img.from;

@@ -21,11 +21,9 @@ const NAME_RE = /^[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?$/;
 const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$/;
 const ACCOUNT_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
-const absolutePath = z
-  .string()
-  .refine((p) => p.startsWith('/') && !p.split('/').includes('..'), {
-    message: 'must be an absolute path inside the image, without ".." (for example "/etc/app.conf")',
-  });
+const absolutePath = z.string().refine((p) => p.startsWith('/') && !p.split('/').includes('..'), {
+  message: 'must be an absolute path inside the image, without ".." (for example "/etc/app.conf")',
+});
 
 /** A file mode as a number (`0o644`) or an octal string (`"0644"`, `"755"`). */
 const fileMode = z.union([
@@ -113,7 +111,9 @@ export const imageSchema = z
     from: z.string().min(1).default('scratch'),
     /** Debian package names, optionally pinned: `"curl"`, `"curl=7.88.1-10+deb12u12"`. */
     packages: z
-      .array(z.string().regex(PACKAGE_RE, 'must be a Debian package name, optionally "=version", such as "curl"'))
+      .array(
+        z.string().regex(PACKAGE_RE, 'must be a Debian package name, optionally "=version", such as "curl"'),
+      )
       .default([]),
     /** `minimal` installs only what is declared and its dependencies; `minbase` adds Debian's required packages. @default "minimal" */
     profile: z.enum(['minimal', 'minbase']).default('minimal'),
@@ -154,7 +154,10 @@ export const stackSchema = z
     /** The Debian archive. @default the machine's apt sources */
     mirror: mirrorSchema.optional(),
     /** Debian architecture to bake for. @default the host's (amd64 on x86-64) */
-    arch: z.string().regex(/^[a-z0-9]+$/).optional(),
+    arch: z
+      .string()
+      .regex(/^[a-z0-9]+$/)
+      .optional(),
     images: z.array(imageSchema).default([]),
     /** Services arrive with the fleet; accepted and checked there. */
     services: z.array(z.unknown()).default([]),

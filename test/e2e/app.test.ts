@@ -20,12 +20,16 @@ afterEach(async () => {
   for (const p of projects.splice(0)) await p.cleanup();
 });
 
-const IMAGE = (app: string) => `  - name: svc\n    from: debian:testing\n    packages: [busybox-static]\n    app: ${app}\n`;
+const IMAGE = (app: string) =>
+  `  - name: svc\n    from: debian:testing\n    packages: [busybox-static]\n    app: ${app}\n`;
 
 describe('the app, delivered as a package', () => {
   it('packs an npm project with npm pack: only what it publishes, under /app', async () => {
     const p = await project();
-    await p.write('svc/package.json', JSON.stringify({ name: 'svc', version: '1.2.3', files: ['server.js'] }));
+    await p.write(
+      'svc/package.json',
+      JSON.stringify({ name: 'svc', version: '1.2.3', files: ['server.js'] }),
+    );
     await p.write('svc/server.js', 'console.log(1)\n');
     await p.write('svc/secret.env', 'TOKEN=x\n');
     await p.config(archive, IMAGE('{ src: ./svc, type: npm, owner: "1000:1000" }'));
@@ -42,7 +46,14 @@ describe('the app, delivered as a package', () => {
     const tar = await buildLayer(
       [
         { path: 'package/index.js', type: 'file', mode: 0o644, uid: 0, gid: 0, content: Buffer.from('x\n') },
-        { path: 'package/bin/run', type: 'file', mode: 0o755, uid: 0, gid: 0, content: Buffer.from('#!/bin/sh\n') },
+        {
+          path: 'package/bin/run',
+          type: 'file',
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          content: Buffer.from('#!/bin/sh\n'),
+        },
       ],
       { mtime: 0 },
     );

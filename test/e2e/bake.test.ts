@@ -41,18 +41,30 @@ describe('baking packages', () => {
     expect(tool!.packages).toBe(4);
     const files = await p.files('tool');
     const status = files.get('var/lib/dpkg/status')!.content!.toString();
-    expect([...status.matchAll(/^Package: (.+)$/gm)].map((m) => m[1])).toEqual(['fake-certs', 'fake-mta', 'hello-tool', 'libfake1']);
+    expect([...status.matchAll(/^Package: (.+)$/gm)].map((m) => m[1])).toEqual([
+      'fake-certs',
+      'fake-mta',
+      'hello-tool',
+      'libfake1',
+    ]);
     expect(status).toMatch(/^Status: install ok installed$/m);
     expect(files.has('usr/bin/unrelated')).toBe(false);
     // merged-/usr: /bin is a link, the files live under /usr, and relative links still resolve
     expect(files.get('bin')).toMatchObject({ type: 'symlink', linkname: 'usr/bin' });
     expect(files.get('lib')).toMatchObject({ type: 'symlink', linkname: 'usr/lib' });
     expect(files.get('usr/bin/hello-tool')).toMatchObject({ type: 'file', mode: 0o755 });
-    expect(files.get('usr/lib/x86_64-linux-gnu/libfake.so.1')).toMatchObject({ type: 'symlink', linkname: 'libfake.so.1.0' });
+    expect(files.get('usr/lib/x86_64-linux-gnu/libfake.so.1')).toMatchObject({
+      type: 'symlink',
+      linkname: 'libfake.so.1.0',
+    });
     expect([...files.keys()].some((f) => f.startsWith('bin/') || f.startsWith('lib/'))).toBe(false);
     // docs and man pages are left out, copyright files kept
     expect(files.has('usr/share/man/man1/hello-tool.1.gz')).toBe(false);
-    expect([...files.keys()].filter((f) => f.startsWith('usr/share/doc/')).every((f) => /^usr\/share\/doc\/[^/]+(\/copyright)?$/.test(f))).toBe(true);
+    expect(
+      [...files.keys()]
+        .filter((f) => f.startsWith('usr/share/doc/'))
+        .every((f) => /^usr\/share\/doc\/[^/]+(\/copyright)?$/.test(f)),
+    ).toBe(true);
     expect(files.has('usr/share/doc/hello-tool/copyright')).toBe(true);
     expect(files.has('usr/share/hello-tool/data.txt')).toBe(true);
     // what maintainer scripts would have made
@@ -69,7 +81,10 @@ describe('baking packages', () => {
 
   it('keeps what `exclude` brings back and drops what it adds', async () => {
     const p = await project();
-    await p.config(archive, `  - name: t\n    from: debian:testing\n    packages: [hello-tool]\n    exclude: ["/usr/share/hello-tool/**", "/usr/share/doc/**"]\n`);
+    await p.config(
+      archive,
+      `  - name: t\n    from: debian:testing\n    packages: [hello-tool]\n    exclude: ["/usr/share/hello-tool/**", "/usr/share/doc/**"]\n`,
+    );
     await p.bake();
     const files = await p.files('t');
     expect(files.has('usr/share/hello-tool/data.txt')).toBe(false);
@@ -128,7 +143,11 @@ describe('cache', () => {
 
     await p.write('app/server.js', 'v2\n');
     const [changed] = await p.bake();
-    expect(changed!.layers.map((l) => `${l.kind}:${l.cached ? 'cached' : 'built'}`)).toEqual(['packages:cached', 'files:cached', 'app:built']);
+    expect(changed!.layers.map((l) => `${l.kind}:${l.cached ? 'cached' : 'built'}`)).toEqual([
+      'packages:cached',
+      'files:cached',
+      'app:built',
+    ]);
     expect(changed!.digest).not.toBe(first!.digest);
     expect(archive.requests.length).toBe(requestsBefore);
     const files = await p.files('tool');

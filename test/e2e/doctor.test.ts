@@ -23,7 +23,10 @@ describe('kiln doctor', () => {
   });
 
   it('says how to fix an archive whose signature fails', async () => {
-    const archive = await startTestArchive({ packages: [{ name: 'x', version: '1' }], corrupt: { signature: ['testing'] } });
+    const archive = await startTestArchive({
+      packages: [{ name: 'x', version: '1' }],
+      corrupt: { signature: ['testing'] },
+    });
     archives.push(archive);
     const checks = await runDoctor({ suite: 'testing', aptRoot: await archive.sourcesFile() });
     const check = checks.find((c) => c.name === 'debian-archive')!;
@@ -35,9 +38,25 @@ describe('kiln doctor', () => {
   it('prints every check with --json and exits 0 when nothing required is missing', async () => {
     const archive = await startTestArchive({ packages: [{ name: 'x', version: '1' }] });
     archives.push(archive);
-    const r = await cli(REPO, ['doctor', '--json', '--suite', 'testing'], { KILN_APT_ROOT: await archive.sourcesFile() });
-    const out = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; fix?: string }[] };
-    expect(out.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['node', 'oci-runtime', 'root', 'namespaces', 'cgroups', 'gpgv', 'debian-keyring', 'debian-archive']));
+    const r = await cli(REPO, ['doctor', '--json', '--suite', 'testing'], {
+      KILN_APT_ROOT: await archive.sourcesFile(),
+    });
+    const out = JSON.parse(r.stdout) as {
+      ok: boolean;
+      checks: { name: string; ok: boolean; fix?: string }[];
+    };
+    expect(out.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'node',
+        'oci-runtime',
+        'root',
+        'namespaces',
+        'cgroups',
+        'gpgv',
+        'debian-keyring',
+        'debian-archive',
+      ]),
+    );
     for (const c of out.checks) if (!c.ok) expect(c.fix).toBeTruthy();
     expect(r.code).toBe(out.ok ? 0 : 1);
   });
@@ -49,7 +68,8 @@ describe('kiln CLI', () => {
     expect((await cli(REPO, ['bake', '--bogus'])).code).toBe(2);
     const help = await cli(REPO, ['--help']);
     expect(help.code).toBe(0);
-    for (const verb of ['bake', 'images', 'run', 'push', 'outdated', 'doctor']) expect(help.stdout).toContain(verb);
+    for (const verb of ['bake', 'images', 'run', 'push', 'outdated', 'doctor'])
+      expect(help.stdout).toContain(verb);
   });
 
   it('exits 2 naming the files it looked for when there is no config', async () => {

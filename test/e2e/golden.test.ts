@@ -53,7 +53,8 @@ describe('golden digests', () => {
     const baked = await p.bake({ sourceDateEpoch: FIXTURE_EPOCH });
     const digests = Object.fromEntries(baked.map((b) => [b.name, b.digest]));
     if (process.env.KILN_GOLDEN_UPDATE === '1' || !existsSync(GOLDEN)) {
-      if (process.env.CI === 'true') throw new Error(`${GOLDEN} is missing: run npm run golden:update and commit it`);
+      if (process.env.CI === 'true')
+        throw new Error(`${GOLDEN} is missing: run npm run golden:update and commit it`);
       await writeFile(GOLDEN, JSON.stringify(digests, null, 2) + '\n');
     }
     expect(digests).toEqual(JSON.parse(await readFile(GOLDEN, 'utf8')));

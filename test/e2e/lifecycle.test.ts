@@ -1,7 +1,13 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { homePaths, readLock, verifyEnvelope, type DsseEnvelope, type ImageSummary } from '../../src/bake/index.js';
+import {
+  homePaths,
+  readLock,
+  verifyEnvelope,
+  type DsseEnvelope,
+  type ImageSummary,
+} from '../../src/bake/index.js';
 import { startTestArchive, type TestArchive } from '../support/debian-archive.js';
 import { cli, makeProject, startBakeryArchive, updatedPackages, type Project } from '../support/bakery.js';
 
@@ -44,7 +50,14 @@ describe('the lock, outdated packages and --update', () => {
     const out = await cli(p.dir, ['outdated', '--json'], { KILN_HOME: p.home });
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout)).toEqual([
-      { image: 'tool', name: 'hello-tool', locked: '1.0-1', available: '1.0-1+deb1u1', suite: 'testing-security', security: true },
+      {
+        image: 'tool',
+        name: 'hello-tool',
+        locked: '1.0-1',
+        available: '1.0-1+deb1u1',
+        suite: 'testing-security',
+        security: true,
+      },
     ]);
     const human = await cli(p.dir, ['outdated', '--exit-code'], { KILN_HOME: p.home });
     expect(human.code).toBe(1);
@@ -53,7 +66,10 @@ describe('the lock, outdated packages and --update', () => {
     const [updated] = await p.bake({ update: true });
     expect(updated!.digest).not.toBe(before!.digest);
     const lock = (await readLock(p.dir))!;
-    expect(lock.images.tool!.packages.find((x) => x.name === 'hello-tool')).toMatchObject({ version: '1.0-1+deb1u1', suite: 'testing-security' });
+    expect(lock.images.tool!.packages.find((x) => x.name === 'hello-tool')).toMatchObject({
+      version: '1.0-1+deb1u1',
+      suite: 'testing-security',
+    });
     expect((await p.files('tool')).get('usr/bin/hello-tool')!.content!.toString()).toContain('patched');
   });
 
@@ -62,8 +78,13 @@ describe('the lock, outdated packages and --update', () => {
     await p.config(archive, `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1]\n`);
     await p.bake();
     const lockBefore = (await readLock(p.dir))!;
-    await p.config(archive, `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1, fake-certs]\n`);
-    await expect(p.bake({ frozen: true })).rejects.toThrow(/its packages changed since kiln.lock was written/);
+    await p.config(
+      archive,
+      `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1, fake-certs]\n`,
+    );
+    await expect(p.bake({ frozen: true })).rejects.toThrow(
+      /its packages changed since kiln.lock was written/,
+    );
     await p.bake();
     const lockAfter = (await readLock(p.dir))!;
     expect(lockAfter.images.tool).toEqual(lockBefore.images.tool);
@@ -108,7 +129,12 @@ describe('images built on images', () => {
     const appFiles = await p.files('app');
     expect(appFiles.get('etc/passwd')!.content!.toString()).toContain('svc:x:900:900');
     const status = appFiles.get('var/lib/dpkg/status')!.content!.toString();
-    expect([...status.matchAll(/^Package: (.+)$/gm)].map((m) => m[1])).toEqual(['busybox-static', 'fake-mta', 'hello-tool', 'libfake1']);
+    expect([...status.matchAll(/^Package: (.+)$/gm)].map((m) => m[1])).toEqual([
+      'busybox-static',
+      'fake-mta',
+      'hello-tool',
+      'libfake1',
+    ]);
 
     // When the base changes, the app is rebaked on top of the new base
     await p.config(archive, STACK('busybox-static, fake-certs'));
@@ -156,12 +182,16 @@ describe('SBOM and signature', () => {
     expect(lib.licenses).toEqual([{ license: { id: 'LGPL-2.1-or-later' } }]);
 
     const sigManifest = await store.getManifest(tool!.attachments.signature.digest);
-    const envelope = JSON.parse((await store.getBlob(sigManifest.layers[0]!.digest)).toString()) as DsseEnvelope;
+    const envelope = JSON.parse(
+      (await store.getBlob(sigManifest.layers[0]!.digest)).toString(),
+    ) as DsseEnvelope;
     const pub = await readFile(path.join(homePaths(p.home).keys, 'signing.pub'), 'utf8');
     expect(verifyEnvelope(envelope, [pub], tool!.digest)).toMatch(/^sha256:/);
     expect(() => verifyEnvelope(envelope, [pub], first64('sha256:0'))).toThrow(/covers/);
     const { generateKeyPairSync } = await import('node:crypto');
-    const stranger = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const stranger = generateKeyPairSync('ed25519')
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
     expect(() => verifyEnvelope(envelope, [stranger], tool!.digest)).toThrow(/no signature by a trusted key/);
   });
 });
@@ -179,7 +209,10 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
   }
 
   it('a .deb whose hash does not match: exit 4, no image, no temp files', async () => {
-    const bad = await startTestArchive({ packages: (await import('../support/bakery.js')).basePackages(), corrupt: { debs: ['hello-tool'] } });
+    const bad = await startTestArchive({
+      packages: (await import('../support/bakery.js')).basePackages(),
+      corrupt: { debs: ['hello-tool'] },
+    });
     archives.push(bad);
     const p = await project();
     await p.config(bad, TOOL);
@@ -194,7 +227,10 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
   });
 
   it('an index whose signature fails: exit 4, naming the InRelease and the keyring', async () => {
-    const bad = await startTestArchive({ packages: (await import('../support/bakery.js')).basePackages(), corrupt: { signature: ['testing'] } });
+    const bad = await startTestArchive({
+      packages: (await import('../support/bakery.js')).basePackages(),
+      corrupt: { signature: ['testing'] },
+    });
     archives.push(bad);
     const p = await project();
     await p.config(bad, TOOL);
@@ -216,7 +252,10 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
 
   it('a config with wrong types: exit 2, naming the file, the field and the fix', async () => {
     const p = await project();
-    const file = await p.config(archive, `  - name: tool\n    from: debian:testing\n    packages: hello-tool\n    ports: [http]\n`);
+    const file = await p.config(
+      archive,
+      `  - name: tool\n    from: debian:testing\n    packages: hello-tool\n    ports: [http]\n`,
+    );
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(file);

@@ -106,10 +106,25 @@ describe('independent OCI tools read what kiln writes', () => {
     const { stdout } = await exec(
       'podman',
       [
-        '--storage-driver', 'vfs', '--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'),
-        '--runtime', 'runc', 'run', '--rm', '--network', 'none',
-        '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
-        `oci:${exported}:busybox`, 'echo', 'podman ran a kiln image',
+        '--storage-driver',
+        'vfs',
+        '--root',
+        path.join(dir, 'root'),
+        '--runroot',
+        path.join(dir, 'run'),
+        '--runtime',
+        'runc',
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--ulimit',
+        'nofile=1024:1024',
+        '--ulimit',
+        'nproc=1024:1024',
+        `oci:${exported}:busybox`,
+        'echo',
+        'podman ran a kiln image',
       ],
       { timeout: 120_000 },
     );
@@ -118,16 +133,29 @@ describe('independent OCI tools read what kiln writes', () => {
 
   it('kiln push to a Debian docker-registry on loopback is read back by skopeo, SBOM and signature included', async () => {
     const registry = await startRegistry(cleanup);
-    const r = await cli(p.dir, ['push', 'busybox', `${registry.host}/team/busybox:1.0`, '--json'], { KILN_HOME: p.home });
+    const r = await cli(p.dir, ['push', 'busybox', `${registry.host}/team/busybox:1.0`, '--json'], {
+      KILN_HOME: p.home,
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const pushed = JSON.parse(r.stdout) as { digest: string };
-    const { stdout } = await exec('skopeo', ['inspect', '--tls-verify=false', `docker://${registry.host}/team/busybox:1.0`]);
+    const { stdout } = await exec('skopeo', [
+      'inspect',
+      '--tls-verify=false',
+      `docker://${registry.host}/team/busybox:1.0`,
+    ]);
     expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(pushed.digest);
     // The referrers fallback tag (distribution 2.8 has no referrers API) lists the SBOM and signature.
     const tag = pushed.digest.replace(':', '-');
-    const raw = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/team/busybox:${tag}`]);
-    const types = (JSON.parse(raw.stdout) as { manifests: { artifactType: string }[] }).manifests.map((m) => m.artifactType).sort();
+    const raw = await exec('skopeo', [
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      `docker://${registry.host}/team/busybox:${tag}`,
+    ]);
+    const types = (JSON.parse(raw.stdout) as { manifests: { artifactType: string }[] }).manifests
+      .map((m) => m.artifactType)
+      .sort();
     expect(types).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.dsse.envelope.v1+json']);
   });
 });

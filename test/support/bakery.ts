@@ -11,7 +11,12 @@ import { promisify } from 'node:util';
 import { bake, homePaths, type BakeOptions, type BakedImage } from '../../src/bake/index.js';
 import { OciStore, readLayer, type ImageManifest, type LayerEntry } from '../../src/oci/index.js';
 import { loadConfig } from '../../src/spec/index.js';
-import { startTestArchive, type FixturePackage, type TestArchive, type TestArchiveOptions } from './debian-archive.js';
+import {
+  startTestArchive,
+  type FixturePackage,
+  type TestArchive,
+  type TestArchiveOptions,
+} from './debian-archive.js';
 import { assertStaticBusybox, HOST_BUSYBOX } from './rootfs.js';
 
 const run = promisify(execFile);
@@ -41,7 +46,12 @@ export function basePackages(): FixturePackage[] {
         'usr/share/hello-tool/data.txt': 'data\n',
       },
     },
-    { name: 'fake-mta', version: '2.0-1', provides: 'mail-transport-agent', files: { 'usr/sbin/sendmail': { content: 'x', mode: 0o755 } } },
+    {
+      name: 'fake-mta',
+      version: '2.0-1',
+      provides: 'mail-transport-agent',
+      files: { 'usr/sbin/sendmail': { content: 'x', mode: 0o755 } },
+    },
     {
       name: 'busybox-static',
       version: '1:1.35.0-4',
@@ -52,8 +62,10 @@ export function basePackages(): FixturePackage[] {
       name: 'fake-certs',
       version: '1',
       files: {
-        'usr/share/ca-certificates/test/b.crt': '-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n',
-        'usr/share/ca-certificates/test/a.crt': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----',
+        'usr/share/ca-certificates/test/b.crt':
+          '-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n',
+        'usr/share/ca-certificates/test/a.crt':
+          '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----',
       },
     },
     { name: 'unrelated', version: '1', files: { 'usr/bin/unrelated': 'x' } },
@@ -147,7 +159,11 @@ export async function makeProject(): Promise<Project> {
 }
 
 /** Runs the built CLI (`npm test` builds it first) and returns its exit code and output. */
-export async function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cli(
+  cwd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await run('node', [path.join(REPO, 'bin', 'kiln.js'), ...args], {
       cwd,

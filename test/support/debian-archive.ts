@@ -45,8 +45,7 @@ export const DEFAULT_TEST_SUITES: readonly string[] = ['testing', 'testing-updat
  * a copy of a host file (`source`, such as the static busybox, so images can run something real).
  */
 export type FixtureFile =
-  | string
-  | { content?: string; source?: string; mode?: number; symlink?: string; hardlink?: string };
+  string | { content?: string; source?: string; mode?: number; symlink?: string; hardlink?: string };
 
 /** A package to build into the archive. */
 export interface FixturePackage {
