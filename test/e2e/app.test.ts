@@ -1,24 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildLayer } from '../../src/oci/index.js';
-import type { TestArchive } from '../support/debian-archive.js';
-import { makeProject, startBakeryArchive, type Project } from '../support/bakery.js';
+import { useBakery } from '../support/bakery.js';
 
-let archive: TestArchive;
-const projects: Project[] = [];
-async function project(): Promise<Project> {
-  const p = await makeProject();
-  projects.push(p);
-  return p;
-}
-beforeAll(async () => {
-  archive = await startBakeryArchive();
-});
-afterAll(async () => {
-  await archive?.close();
-});
-afterEach(async () => {
-  for (const p of projects.splice(0)) await p.cleanup();
-});
+const bakery = useBakery();
+const project = bakery.project;
 
 const IMAGE = (app: string) =>
   `  - name: svc\n    from: debian:testing\n    packages: [busybox-static]\n    app: ${app}\n`;
@@ -32,7 +17,7 @@ describe('the app, delivered as a package', () => {
     );
     await p.write('svc/server.js', 'console.log(1)\n');
     await p.write('svc/secret.env', 'TOKEN=x\n');
-    await p.config(archive, IMAGE('{ src: ./svc, type: npm, owner: "1000:1000" }'));
+    await p.config(bakery.archive(), IMAGE('{ src: ./svc, type: npm, owner: "1000:1000" }'));
     await p.bake();
     const files = await p.files('svc');
     expect(files.get('app/server.js')).toMatchObject({ type: 'file', uid: 1000, gid: 1000, mode: 0o644 });
@@ -58,7 +43,7 @@ describe('the app, delivered as a package', () => {
       { mtime: 0 },
     );
     await p.write('svc.tgz', tar.blob);
-    await p.config(archive, IMAGE('{ src: ./svc.tgz, dest: /srv/svc }'));
+    await p.config(bakery.archive(), IMAGE('{ src: ./svc.tgz, dest: /srv/svc }'));
     await p.bake();
     const files = await p.files('svc');
     expect(files.get('srv/svc/index.js')!.content!.toString()).toBe('x\n');
@@ -70,7 +55,7 @@ describe('the app, delivered as a package', () => {
     await p.write('site/index.html', '<h1>hi</h1>\n');
     await p.write('site/.git/HEAD', 'ref\n');
     await p.write('site/tmp/cache', 'junk\n');
-    await p.config(archive, IMAGE('{ src: ./site, ignore: [".git/**", "tmp/**", "tmp"] }'));
+    await p.config(bakery.archive(), IMAGE('{ src: ./site, ignore: [".git/**", "tmp/**", "tmp"] }'));
     await p.bake();
     const files = await p.files('svc');
     expect(files.get('app/index.html')).toMatchObject({ mode: 0o644, uid: 0 });
@@ -79,7 +64,7 @@ describe('the app, delivered as a package', () => {
 
   it('says which field is wrong when the app is missing', async () => {
     const p = await project();
-    await p.config(archive, IMAGE('{ src: ./nowhere }'));
+    await p.config(bakery.archive(), IMAGE('{ src: ./nowhere }'));
     await expect(p.bake()).rejects.toThrow(/\[app\.src\] .*nowhere does not exist/);
   });
 });

@@ -1,27 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { homePaths, readLock } from '../../src/bake/index.js';
-import type { TestArchive } from '../support/debian-archive.js';
-import { makeProject, startBakeryArchive, type Project } from '../support/bakery.js';
+import { useBakery } from '../support/bakery.js';
 
-let archive: TestArchive;
-const projects: Project[] = [];
-async function project(): Promise<Project> {
-  const p = await makeProject();
-  projects.push(p);
-  return p;
-}
-
-beforeAll(async () => {
-  archive = await startBakeryArchive();
-});
-afterAll(async () => {
-  await archive?.close();
-});
-afterEach(async () => {
-  for (const p of projects.splice(0)) await p.cleanup();
-});
+const bakery = useBakery();
+const project = bakery.project;
 
 const TOOL_IMAGE = `  - name: tool
     from: debian:testing
@@ -34,7 +18,7 @@ describe('baking packages', () => {
   it('installs only the declared packages and their dependencies, in merged-/usr, without docs', async () => {
     // Given a stack asking for hello-tool (which needs libfake1 and an MTA) and fake-certs
     const p = await project();
-    await p.config(archive, TOOL_IMAGE);
+    await p.config(bakery.archive(), TOOL_IMAGE);
     // When it is baked
     const [tool] = await p.bake();
     // Then the image holds exactly those packages
@@ -82,7 +66,7 @@ describe('baking packages', () => {
   it('keeps what `exclude` brings back and drops what it adds', async () => {
     const p = await project();
     await p.config(
-      archive,
+      bakery.archive(),
       `  - name: t\n    from: debian:testing\n    packages: [hello-tool]\n    exclude: ["/usr/share/hello-tool/**", "/usr/share/doc/**"]\n`,
     );
     await p.bake();
@@ -94,7 +78,7 @@ describe('baking packages', () => {
 
   it('writes a lock with every package version, SHA-256 and suite, and a checksum', async () => {
     const p = await project();
-    await p.config(archive, TOOL_IMAGE);
+    await p.config(bakery.archive(), TOOL_IMAGE);
     await p.bake();
     const lock = (await readLock(p.dir))!;
     const pkgs = lock.images.tool!.packages;
@@ -104,7 +88,7 @@ describe('baking packages', () => {
       'hello-tool=1.0-1@testing',
       'libfake1=1.0-1@testing',
     ]);
-    const deb = await readFile(archive.debPath('hello-tool', '1.0-1'));
+    const deb = await readFile(bakery.archive().debPath('hello-tool', '1.0-1'));
     const { createHash } = await import('node:crypto');
     expect(pkgs[2]!.sha256).toBe(createHash('sha256').update(deb).digest('hex'));
     expect(lock.checksum).toMatch(/^sha256:[a-f0-9]{64}$/);
@@ -115,7 +99,7 @@ describe('reproducible', () => {
   it('gives byte-identical digests for the same config and lock, in two folders, at two times', async () => {
     // Given a project baked once (which writes kiln.lock)
     const first = await project();
-    await first.config(archive, TOOL_IMAGE);
+    await first.config(bakery.archive(), TOOL_IMAGE);
     await first.write('app/index.js', 'console.log(1)\n');
     const [a] = await first.bake();
     // When a copy of it (config + lock) is baked elsewhere, with its own empty state, later
@@ -132,14 +116,14 @@ describe('reproducible', () => {
 describe('cache', () => {
   it('does no work and no network on a second bake, and rebuilds only the app layer after an app change', async () => {
     const p = await project();
-    await p.config(archive, `${TOOL_IMAGE}    app: { src: ./app }\n`);
+    await p.config(bakery.archive(), `${TOOL_IMAGE}    app: { src: ./app }\n`);
     await p.write('app/server.js', 'v1\n');
     const [first] = await p.bake();
-    const requestsBefore = archive.requests.length;
+    const requestsBefore = bakery.archive().requests.length;
     const [again] = await p.bake();
     expect(again!.digest).toBe(first!.digest);
     expect(again!.upToDate).toBe(true);
-    expect(archive.requests.length).toBe(requestsBefore);
+    expect(bakery.archive().requests.length).toBe(requestsBefore);
 
     await p.write('app/server.js', 'v2\n');
     const [changed] = await p.bake();
@@ -149,14 +133,14 @@ describe('cache', () => {
       'app:built',
     ]);
     expect(changed!.digest).not.toBe(first!.digest);
-    expect(archive.requests.length).toBe(requestsBefore);
+    expect(bakery.archive().requests.length).toBe(requestsBefore);
     const files = await p.files('tool');
     expect(files.get('app/server.js')!.content!.toString()).toBe('v2\n');
   });
 
   it('re-verifies a cached .deb and refuses one changed on disk', async () => {
     const p = await project();
-    await p.config(archive, TOOL_IMAGE);
+    await p.config(bakery.archive(), TOOL_IMAGE);
     await p.bake();
     // Damage the cached .deb, drop the layer cache, bake again from the lock
     const { readdir, writeFile, rm } = await import('node:fs/promises');

@@ -1,6 +1,6 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   homePaths,
   readLock,
@@ -8,40 +8,23 @@ import {
   type DsseEnvelope,
   type ImageSummary,
 } from '../../src/bake/index.js';
-import { startTestArchive, type TestArchive } from '../support/debian-archive.js';
-import { cli, makeProject, startBakeryArchive, updatedPackages, type Project } from '../support/bakery.js';
+import { startTestArchive } from '../support/debian-archive.js';
+import { cli, startBakeryArchive, updatedPackages, useBakery, type Project } from '../support/bakery.js';
 
-let archive: TestArchive;
-const projects: Project[] = [];
-const archives: TestArchive[] = [];
-async function project(): Promise<Project> {
-  const p = await makeProject();
-  projects.push(p);
-  return p;
-}
-
-beforeAll(async () => {
-  archive = await startBakeryArchive();
-});
-afterAll(async () => {
-  await archive?.close();
-});
-afterEach(async () => {
-  for (const p of projects.splice(0)) await p.cleanup();
-  for (const a of archives.splice(0)) await a.close();
-});
+const bakery = useBakery();
+const project = bakery.project;
 
 const TOOL = `  - name: tool\n    from: debian:testing\n    packages: [hello-tool]\n`;
 
 describe('the lock, outdated packages and --update', () => {
-  it('follows kiln.lock after the archive moves on, lists the security update, and takes it with --update', async () => {
-    // Given a project baked against the archive as it was
+  it('follows kiln.lock after the bakery.archive() moves on, lists the security update, and takes it with --update', async () => {
+    // Given a project baked against the bakery.archive() as it was
     const p = await project();
-    await p.config(archive, TOOL);
+    await p.config(bakery.archive(), TOOL);
     const [before] = await p.bake();
     // When a security update of hello-tool appears
     const newer = await startBakeryArchive({ packages: updatedPackages() });
-    archives.push(newer);
+    bakery.track(newer);
     await p.config(newer, TOOL);
     // Then bake still follows the lock
     const [same] = await p.bake();
@@ -75,11 +58,14 @@ describe('the lock, outdated packages and --update', () => {
 
   it('resolves again only the image whose packages changed, and --frozen refuses to change the lock', async () => {
     const p = await project();
-    await p.config(archive, `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1]\n`);
+    await p.config(
+      bakery.archive(),
+      `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1]\n`,
+    );
     await p.bake();
     const lockBefore = (await readLock(p.dir))!;
     await p.config(
-      archive,
+      bakery.archive(),
       `${TOOL}  - name: other\n    from: debian:testing\n    packages: [libfake1, fake-certs]\n`,
     );
     await expect(p.bake({ frozen: true })).rejects.toThrow(
@@ -93,7 +79,7 @@ describe('the lock, outdated packages and --update', () => {
 
   it('refuses a lock edited by hand', async () => {
     const p = await project();
-    await p.config(archive, TOOL);
+    await p.config(bakery.archive(), TOOL);
     await p.bake();
     const file = path.join(p.dir, 'kiln.lock');
     await writeFile(file, (await readFile(file, 'utf8')).replace('"1.0-1"', '"1.0-2"'));
@@ -118,7 +104,7 @@ describe('images built on images', () => {
   it('bakes bases first, shares their layers, and rebakes the image when its base changes', async () => {
     const p = await project();
     await p.write('app/main.txt', 'app\n');
-    await p.config(archive, STACK('busybox-static'));
+    await p.config(bakery.archive(), STACK('busybox-static'));
     const first = await p.bake();
     expect(first.map((i) => i.name)).toEqual(['base', 'app']);
     const store = await p.store();
@@ -137,7 +123,7 @@ describe('images built on images', () => {
     ]);
 
     // When the base changes, the app is rebaked on top of the new base
-    await p.config(archive, STACK('busybox-static, fake-certs'));
+    await p.config(bakery.archive(), STACK('busybox-static, fake-certs'));
     const second = await p.bake({ names: ['app'] });
     expect(second.map((i) => i.name)).toEqual(['base', 'app']);
     expect(second[0]!.digest).not.toBe(first[0]!.digest);
@@ -148,7 +134,10 @@ describe('images built on images', () => {
 
   it('refuses a cycle, naming it, with exit code 2', async () => {
     const p = await project();
-    await p.config(archive, `  - { name: a, from: b }\n  - { name: b, from: c }\n  - { name: c, from: a }\n`);
+    await p.config(
+      bakery.archive(),
+      `  - { name: a, from: b }\n  - { name: b, from: c }\n  - { name: c, from: a }\n`,
+    );
     const r = await cli(p.dir, ['bake', '--all'], { KILN_HOME: p.home });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('a → b → c → a');
@@ -158,7 +147,7 @@ describe('images built on images', () => {
 describe('SBOM and signature', () => {
   it('attaches a CycloneDX 1.6 SBOM and a DSSE signature that verifies, and lists them', async () => {
     const p = await project();
-    await p.config(archive, TOOL);
+    await p.config(bakery.archive(), TOOL);
     const [tool] = await p.bake();
     const r = await cli(p.dir, ['images', '--json'], { KILN_HOME: p.home });
     const [summary] = JSON.parse(r.stdout) as ImageSummary[];
@@ -213,7 +202,7 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
       packages: (await import('../support/bakery.js')).basePackages(),
       corrupt: { debs: ['hello-tool'] },
     });
-    archives.push(bad);
+    bakery.track(bad);
     const p = await project();
     await p.config(bad, TOOL);
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
@@ -231,7 +220,7 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
       packages: (await import('../support/bakery.js')).basePackages(),
       corrupt: { signature: ['testing'] },
     });
-    archives.push(bad);
+    bakery.track(bad);
     const p = await project();
     await p.config(bad, TOOL);
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
@@ -243,7 +232,7 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
     const { craftTar } = await import('../support/oci-fixtures.js');
     const p = await project();
     await p.write('app.tar', await craftTar([{ name: '../escape.txt', body: 'x' }]));
-    await p.config(archive, `${TOOL}    app: { src: ./app.tar }\n`);
+    await p.config(bakery.archive(), `${TOOL}    app: { src: ./app.tar }\n`);
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
     expect(r.code).toBe(4);
     expect(r.stderr).toContain('../escape.txt');
@@ -253,7 +242,7 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
   it('a config with wrong types: exit 2, naming the file, the field and the fix', async () => {
     const p = await project();
     const file = await p.config(
-      archive,
+      bakery.archive(),
       `  - name: tool\n    from: debian:testing\n    packages: hello-tool\n    ports: [http]\n`,
     );
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
@@ -266,7 +255,7 @@ describe('hostile or broken input is refused and leaves nothing behind', () => {
 
   it('an unknown package: exit 2, naming it', async () => {
     const p = await project();
-    await p.config(archive, `  - name: tool\n    from: debian:testing\n    packages: [hello-tol]\n`);
+    await p.config(bakery.archive(), `  - name: tool\n    from: debian:testing\n    packages: [hello-tol]\n`);
     const r = await cli(p.dir, ['bake'], { KILN_HOME: p.home });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/hello-tol/);

@@ -8,6 +8,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { bake, homePaths, type BakeOptions, type BakedImage } from '../../src/bake/index.js';
 import { OciStore, readLayer, type ImageManifest, type LayerEntry } from '../../src/oci/index.js';
 import { loadConfig } from '../../src/spec/index.js';
@@ -180,4 +181,43 @@ export async function cli(
 /** Reads a file of a project. */
 export function readProjectFile(project: Project, file: string): Promise<string> {
   return readFile(path.join(project.dir, file), 'utf8');
+}
+
+/**
+ * Registers the usual hooks of a bakery test file: one fixture archive for the file, and projects
+ * (made with `project()`) removed after each test, even when it fails.
+ */
+export function useBakery(): {
+  archive: () => TestArchive;
+  project: () => Promise<Project>;
+  track: (a: TestArchive) => TestArchive;
+} {
+  let archive: TestArchive | undefined;
+  const projects: Project[] = [];
+  const extra: TestArchive[] = [];
+  beforeAll(async () => {
+    archive = await startBakeryArchive();
+  });
+  afterAll(async () => {
+    await archive?.close();
+  });
+  afterEach(async () => {
+    for (const p of projects.splice(0)) await p.cleanup();
+    for (const a of extra.splice(0)) await a.close();
+  });
+  return {
+    archive: () => {
+      if (!archive) throw new Error('the fixture archive did not start');
+      return archive;
+    },
+    project: async () => {
+      const p = await makeProject();
+      projects.push(p);
+      return p;
+    },
+    track: (a) => {
+      extra.push(a);
+      return a;
+    },
+  };
 }
