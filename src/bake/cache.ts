@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { buildLayer, type Descriptor, type Digest, type LayerEntry, type OciStore } from '../oci/index.js';
 
 /** Bumped whenever the way kiln builds a layer changes, so old cache entries are not reused. */
-export const LAYER_FORMAT_VERSION = 1;
+export const LAYER_FORMAT_VERSION = 2;
 
 /** A layer in the store, as the cache remembers it. */
 export interface CachedLayer {

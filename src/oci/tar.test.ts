@@ -89,7 +89,7 @@ describe('buildLayer', () => {
     expect(layer.diffId).toBe('sha256:c8a0f789014e176dd43d46a8aacb72805a9d4fe7bd5e300688c082b6a76dd115');
     expect(layer.descriptor).toEqual({
       mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-      digest: 'sha256:2c1ecceb6ee5fc247c3ed2bbc64d1fa126d42c97201c265b40628b63d514e78b',
+      digest: 'sha256:b180d1a8424857d31a0bd65c6fd2c677feefe1d1cd8478ebc5548c61ae13d29b',
       size: layer.blob.length,
     });
     expect(layer.descriptor.digest).toBe(sha256Digest(layer.blob));
