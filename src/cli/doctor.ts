@@ -3,7 +3,19 @@ import { Command } from 'commander';
 import { execa } from 'execa';
 import { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from '../bake/index.js';
 import { detectRuntimes, inspectCgroups } from '../runtime/index.js';
-import { aptRootFromEnv, printJson } from './common.js';
+import { ValidationError } from '../errors/index.js';
+import type { MirrorSpec } from '../spec/index.js';
+import { aptRootFromEnv, loadFromOptions, printJson } from './common.js';
+
+/** What `runDoctor` checks against. */
+export interface DoctorOptions {
+  /** Debian suite whose archive is checked. @default this machine's release */
+  readonly suite?: string;
+  /** The config's mirror, when there is a config; else the apt sources are checked. */
+  readonly mirror?: MirrorSpec;
+  readonly aptRoot?: string;
+  readonly fetch?: typeof fetch;
+}
 
 /** One prerequisite and what to do when it is missing. */
 export interface DoctorCheck {
@@ -44,9 +56,7 @@ async function toolCheck(
  * Debian keyring, and the configured Debian archive (its signed InRelease is fetched and verified).
  * Every failure carries the exact command that fixes it.
  */
-export async function runDoctor(
-  options: { suite?: string; aptRoot?: string; fetch?: typeof fetch } = {},
-): Promise<DoctorCheck[]> {
+export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
   checks.push({
@@ -143,14 +153,17 @@ export async function runDoctor(
   return checks;
 }
 
-async function archiveCheck(options: {
-  suite?: string;
-  aptRoot?: string;
-  fetch?: typeof fetch;
-}): Promise<DoctorCheck> {
+async function archiveCheck(options: DoctorOptions): Promise<DoctorCheck> {
   const suite = options.suite ?? (await hostSuite()) ?? 'bookworm';
   try {
-    const spec = archiveSpec({ suite, sources: await readAptSources(options.aptRoot ?? '/'), arch: 'amd64' });
+    const m = options.mirror;
+    const mirror = typeof m === 'string' ? { url: m } : m;
+    const spec = archiveSpec({
+      suite,
+      sources: await readAptSources(options.aptRoot ?? '/'),
+      arch: 'amd64',
+      ...(mirror ? { mirror } : {}),
+    });
     const first = spec.suites[0]!;
     const url = `${first.uri.replace(/\/$/, '')}/dists/${first.name}/InRelease`;
     const res = await (options.fetch ?? fetch)(url, { signal: AbortSignal.timeout(15_000) });
@@ -184,8 +197,34 @@ export function doctorCommand(): Command {
     .description('check the prerequisites (OCI runtime, kernel features, Debian archive) and print fixes')
     .option('--json', 'print JSON')
     .option('--suite <name>', "Debian suite to check the archive for (default: this machine's)")
-    .action(async (opts: { json?: boolean; suite?: string }) => {
-      const checks = await runDoctor({ ...(opts.suite ? { suite: opts.suite } : {}), ...aptRootFromEnv() });
+    .action(async (opts: { json?: boolean; suite?: string }, cmd: Command) => {
+      // With a config at hand, check the archive it names; without one, the machine's apt sources.
+      let configCheck: DoctorCheck | undefined;
+      const config = await loadFromOptions(cmd).then(
+        (c) => {
+          configCheck = { name: 'config', ok: true, level: 'required', detail: c.file };
+          return c;
+        },
+        (err: unknown) => {
+          if (!(err instanceof ValidationError)) return undefined;
+          configCheck = {
+            name: 'config',
+            ok: false,
+            level: 'required',
+            detail: err.message,
+            fix: 'correct the config as the message says',
+          };
+          return undefined;
+        },
+      );
+      const suite =
+        opts.suite ?? config?.stack.images.find((i) => i.from.startsWith('debian:'))?.from.slice(7);
+      const checks = await runDoctor({
+        ...(suite ? { suite } : {}),
+        ...(config?.stack.mirror ? { mirror: config.stack.mirror } : {}),
+        ...aptRootFromEnv(),
+      });
+      if (configCheck) checks.unshift(configCheck);
       const failedRequired = checks.some((c) => !c.ok && c.level === 'required');
       if (opts.json) printJson({ ok: !failedRequired, checks });
       else {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDoctor } from '../../src/cli/doctor.js';
 import { startTestArchive, type TestArchive } from '../support/debian-archive.js';
-import { cli, REPO } from '../support/bakery.js';
+import { cli, makeProject, REPO } from '../support/bakery.js';
 
 const archives: TestArchive[] = [];
 afterEach(async () => {
@@ -59,6 +59,43 @@ describe('kiln doctor', () => {
     );
     for (const c of out.checks) if (!c.ok) expect(c.fix).toBeTruthy();
     expect(r.code).toBe(out.ok ? 0 : 1);
+  });
+});
+
+describe('kiln doctor with a config', () => {
+  it("checks the config's mirror and suite rather than the machine's apt sources", async () => {
+    const archive = await startTestArchive({ packages: [{ name: 'x', version: '1' }] });
+    archives.push(archive);
+    const p = await makeProject();
+    try {
+      await p.config(archive, '  - { name: xx, from: "debian:testing", packages: [xx] }\n');
+      const r = await cli(p.dir, ['doctor', '--json']);
+      const out = JSON.parse(r.stdout) as { checks: { name: string; ok: boolean; detail: string }[] };
+      expect(out.checks.find((c) => c.name === 'debian-archive')).toMatchObject({
+        ok: true,
+        detail: expect.stringMatching(/^testing: signed InRelease verified/),
+      });
+      expect(archive.requests).toContain('/debian/dists/testing/InRelease');
+      expect(out.checks.find((c) => c.name === 'config')).toMatchObject({ ok: true });
+    } finally {
+      await p.cleanup();
+    }
+  });
+
+  it('reports an invalid config as a failed check, with the problem', async () => {
+    const p = await makeProject();
+    try {
+      await p.write('kiln.yaml', 'images: [{ name: 7 }]\n');
+      const r = await cli(p.dir, ['doctor', '--json']);
+      expect(r.code).toBe(1);
+      const out = JSON.parse(r.stdout) as { checks: { name: string; ok: boolean; detail: string }[] };
+      expect(out.checks.find((c) => c.name === 'config')).toMatchObject({
+        ok: false,
+        detail: expect.stringContaining('images[0].name'),
+      });
+    } finally {
+      await p.cleanup();
+    }
   });
 });
 

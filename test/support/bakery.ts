@@ -159,6 +159,12 @@ export async function makeProject(): Promise<Project> {
   return project;
 }
 
+/**
+ * An apt root with no sources: the CLI under test reads apt sources from here (KILN_APT_ROOT), so a
+ * config that forgot its fixture mirror fails instead of reaching the machine's real archive.
+ */
+export const NO_APT_SOURCES = '/nonexistent/kiln-tests-have-no-apt-sources';
+
 /** Runs the built CLI (`npm test` builds it first) and returns its exit code and output. */
 export async function cli(
   cwd: string,
@@ -168,7 +174,7 @@ export async function cli(
   try {
     const r = await run('node', [path.join(REPO, 'bin', 'kiln.js'), ...args], {
       cwd,
-      env: { ...process.env, SOURCE_DATE_EPOCH: '', ...env },
+      env: { ...process.env, SOURCE_DATE_EPOCH: '', KILN_APT_ROOT: NO_APT_SOURCES, ...env },
       maxBuffer: 64 * 1024 * 1024,
     });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
