@@ -1,4 +1,5 @@
 import type { ImageInput, StackInput } from './schema.js';
+import type { ServiceInput } from './service.js';
 
 /**
  * Declares an image. Returns its argument unchanged; it exists for the types.
@@ -18,4 +19,14 @@ export function defineImage<const T extends ImageInput>(image: T): T {
  */
 export function defineStack<const T extends StackInput>(stack: T): T {
   return stack;
+}
+
+/**
+ * Declares a service: replicas of an image behind the router, released only by replacement.
+ *
+ * @example
+ * defineService({ name: 'web', image: 'hello', replicas: 3, port: 8080, health: { http: '/healthz' } });
+ */
+export function defineService<const T extends ServiceInput>(service: T): T {
+  return service;
 }

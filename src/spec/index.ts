@@ -2,3 +2,5 @@
 export * from './schema.js';
 export * from './define.js';
 export * from './load.js';
+export * from './service.js';
+export * from './units.js';

@@ -218,6 +218,38 @@ function crossCheck(stack: StackSpec): ValidationIssue[] {
       });
     }
   });
+  issues.push(...checkServices(stack, names));
+  return issues;
+}
+
+function checkServices(stack: StackSpec, images: ReadonlyMap<string, number>): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const names = new Map<string, number>();
+  const ports = new Map<number, string>();
+  stack.services.forEach((svc, i) => {
+    if (!images.has(svc.image) && !/^sha256:[a-f0-9]{64}$/.test(svc.image)) {
+      issues.push({
+        path: `services[${i}].image`,
+        message: `"${svc.image}" is neither an image of this stack nor a digest`,
+        fix: `use one of: ${[...images.keys()].join(', ') || '(no images declared)'}, or sha256:<digest>`,
+      });
+    }
+    if (names.has(svc.name)) {
+      issues.push({
+        path: `services[${i}].name`,
+        message: `service "${svc.name}" is declared twice (also services[${names.get(svc.name)}])`,
+        fix: 'give each service a unique name',
+      });
+    } else names.set(svc.name, i);
+    const other = ports.get(svc.port);
+    if (other !== undefined) {
+      issues.push({
+        path: `services[${i}].port`,
+        message: `port ${svc.port} is already the port of service "${other}"`,
+        fix: 'give each service its own port',
+      });
+    } else ports.set(svc.port, svc.name);
+  });
   return issues;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { serviceSchema } from './service.js';
 
 /**
  * The paths an image leaves out unless its `exclude` says otherwise: documentation, man and info
@@ -159,8 +160,7 @@ export const stackSchema = z
       .regex(/^[a-z0-9]+$/)
       .optional(),
     images: z.array(imageSchema).default([]),
-    /** Services arrive with the fleet; accepted and checked there. */
-    services: z.array(z.unknown()).default([]),
+    services: z.array(serviceSchema).default([]),
   })
   .strict();
 
