@@ -1,0 +1,73 @@
+import type { StrategySpec } from '../spec/index.js';
+
+/** An instance's lifecycle: `starting → healthy ⇄ unhealthy → draining → stopped`, plus `tainted`. */
+export type InstancePhase = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'tainted';
+
+/** An instance as the controller observes it (runtime state and health, merged). */
+export interface ObservedInstance {
+  readonly id: string;
+  readonly service: string;
+  /** The release it runs, `r3`. */
+  readonly release: string;
+  readonly phase: InstancePhase;
+  /** When it entered `phase`, in ms since the epoch. */
+  readonly since: number;
+}
+
+/** A release the planner may run: its name and image digest. */
+export interface ReleaseRef {
+  readonly name: string;
+  readonly digest: string;
+}
+
+/** A service's rollout as stored: what it moves from and to, and where it stands. */
+export interface RolloutState {
+  readonly id: string;
+  readonly from?: ReleaseRef;
+  readonly to: ReleaseRef;
+  readonly phase: 'progressing' | 'paused' | 'succeeded' | 'rolled-back' | 'failed';
+  readonly startedAt: number;
+  /** Blue/green: when traffic was switched to green. */
+  readonly switchedAt?: number;
+}
+
+/** What a service should be: its spec, the release it runs, and the rollout in flight (if any). */
+export interface DesiredService {
+  readonly name: string;
+  readonly replicas: number;
+  readonly strategy: StrategySpec;
+  /** The release that should be running once any rollout is over. */
+  readonly release: ReleaseRef;
+  readonly rollout?: RolloutState;
+  /** Blue/green: the previous release kept warm for an instant rollback, until `until` (ms). */
+  readonly standby?: { readonly release: ReleaseRef; readonly until: number };
+  /** A rollout with no progress for this long fails and rolls back. */
+  readonly progressDeadlineMs: number;
+}
+
+/** Why an instance is stopped. */
+export type StopReason = 'superseded' | 'unhealthy' | 'exited' | 'tainted' | 'surplus' | 'standby-expired';
+
+/** One step the executor carries out. Actions are data; the planner never performs them. */
+export type Action =
+  | { readonly type: 'start'; readonly service: string; readonly release: ReleaseRef }
+  | {
+      readonly type: 'stop';
+      readonly service: string;
+      readonly id: string;
+      readonly reason: StopReason;
+      readonly drain: boolean;
+    }
+  | {
+      readonly type: 'route';
+      readonly service: string;
+      readonly backends: readonly { readonly id: string; readonly weight: number }[];
+    }
+  | {
+      readonly type: 'rollout';
+      readonly service: string;
+      readonly id: string;
+      readonly phase: RolloutState['phase'];
+      readonly reason: string;
+      readonly switchedAt?: number;
+    };
