@@ -12,7 +12,13 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   oci: ['errors'],
   runtime: ['errors', 'oci'],
   bake: ['errors', 'oci', 'runtime', 'spec'],
-  cli: ['errors', 'oci', 'runtime', 'bake', 'spec'],
+  traffic: ['errors'],
+  analysis: ['errors'],
+  state: ['errors'],
+  fleet: ['errors', 'spec', 'oci', 'runtime', 'traffic', 'analysis', 'state'],
+  chaos: ['errors', 'spec', 'runtime', 'fleet', 'state'],
+  api: ['errors', 'spec', 'oci', 'bake', 'runtime', 'traffic', 'analysis', 'state', 'fleet', 'chaos'],
+  cli: ['errors', 'oci', 'runtime', 'bake', 'spec', 'traffic', 'analysis', 'state', 'fleet', 'chaos', 'api'],
 };
 
 const SRC = path.resolve(import.meta.dirname, '../src');
