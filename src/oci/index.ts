@@ -43,5 +43,5 @@ export {
   type RegistryClientOptions,
 } from './registry-api.js';
 export { DEFAULT_HTTP_TIMEOUT_MS } from './http.js';
-export { DEFAULT_LOCK_TIMEOUT_MS } from './fsutil.js';
+export { DEFAULT_LOCK_TIMEOUT_MS, writeFileAtomic } from './fsutil.js';
 export type { PulledImage, PullOptions, PushedImage, PushOptions, RemoteTarget } from './transfer.js';

@@ -1,7 +1,8 @@
 /**
- * The runtime context: turning an unpacked image into running containers. For now the low-level
- * pieces: OCI runtime-spec synthesis and a one-off runner over the host's crun or runc; the
- * `RuntimeDriver` interface, its fake and the fleet-facing `local` driver build on these.
+ * The runtime context: turning an unpacked image into running containers. The fleet drives
+ * instances through the `RuntimeDriver` interface, implemented in memory (`FakeRuntimeDriver`) and
+ * over the host's crun or runc (`LocalRuntimeDriver`); below them, OCI runtime-spec synthesis, a
+ * one-off runner and the rootfs per image digest.
  */
 export {
   CPU_PERIOD_US,
@@ -39,3 +40,33 @@ export {
 } from './oci-runtime.js';
 export { inspectCgroups, type CgroupHost, type CgroupMode, type CgroupMount } from './cgroups.js';
 export { ensureRootfs, processFromImage } from './image-rootfs.js';
+export {
+  DEFAULT_EXEC_TIMEOUT_MS,
+  DEFAULT_LOG_READ_BYTES,
+  DEFAULT_STOP_GRACE_MS,
+  INSTANCE_ID_PATTERN,
+  validateInstanceSpec,
+  type ExecOptions,
+  type ExecResult,
+  type InstanceSpec,
+  type InstanceState,
+  type InstanceStatus,
+  type KillSignal,
+  type LogsOptions,
+  type RuntimeDriver,
+  type StopOptions,
+} from './driver.js';
+export {
+  FAKE_FIRST_PID,
+  FakeHost,
+  FakeRuntimeDriver,
+  type FakeHostOptions,
+  type FakeProgram,
+  type FakeRuntimeDriverOptions,
+} from './fake.js';
+export { DEFAULT_EXIT_POLL_INTERVAL_MS } from './exit-watch.js';
+export {
+  DEFAULT_INSTANCE_RUNTIME_ROOT,
+  LocalRuntimeDriver,
+  type LocalRuntimeDriverOptions,
+} from './local.js';

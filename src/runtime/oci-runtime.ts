@@ -174,12 +174,17 @@ async function execute(
   stdin: string | undefined,
 ): Promise<RunOnceResult> {
   const logFile = join(bundle, 'runtime.log');
-  const logFlags =
-    runtime.name === 'crun'
-      ? [`--log=file:${logFile}`, '--log-format=json']
-      : ['--log', logFile, '--log-format', 'json'];
   const [file = runtime.path, ...prefix] = runtime.command;
-  const args = [...prefix, '--root', root, ...logFlags, 'run', '--bundle', bundle, id];
+  const args = [
+    ...prefix,
+    '--root',
+    root,
+    ...runtimeLogFlags(runtime.name, logFile),
+    'run',
+    '--bundle',
+    bundle,
+    id,
+  ];
   const started = performance.now();
   const child = execa(file, args, {
     reject: false,
@@ -265,7 +270,15 @@ async function cleanUp(
   return problems;
 }
 
-function control(
+/** The global flags that make a runtime log to `logFile` as JSON lines (crun and runc spell them differently). */
+export function runtimeLogFlags(name: RuntimeName, logFile: string): string[] {
+  return name === 'crun'
+    ? [`--log=file:${logFile}`, '--log-format=json']
+    : ['--log', logFile, '--log-format', 'json'];
+}
+
+/** Runs one runtime control command (`state`, `kill`, `delete`, `list`…) on state root `root`; never rejects. */
+export function control(
   runtime: RuntimeInfo,
   root: string,
   args: readonly string[],
@@ -274,7 +287,8 @@ function control(
   return execa(file, [...prefix, '--root', root, ...args], { reject: false, timeout: CONTROL_TIMEOUT_MS });
 }
 
-async function readLogErrors(logFile: string): Promise<string[] | undefined> {
+/** The error-level messages of a runtime's JSON log; undefined when there is no log (it never ran). */
+export async function readLogErrors(logFile: string): Promise<string[] | undefined> {
   const text = await readFile(logFile, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const errors: string[] = [];
@@ -290,13 +304,15 @@ async function readLogErrors(logFile: string): Promise<string[] | undefined> {
   return errors;
 }
 
-async function ownHardNofileLimit(): Promise<number> {
+/** This process's hard `RLIMIT_NOFILE`: a container may not be given more without CAP_SYS_RESOURCE. */
+export async function ownHardNofileLimit(): Promise<number> {
   const limits = await readFile('/proc/self/limits', 'utf8').catch(() => '');
   const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1];
   return hard === undefined ? DEFAULT_NOFILE_LIMIT : Number(hard);
 }
 
-function exitCodeOf(result: Result): number {
+/** A finished command's exit code as a shell reports it: 128 + the signal when one killed it. */
+export function exitCodeOf(result: Result): number {
   if (result.exitCode !== undefined) return result.exitCode;
   const signal = result.signal === undefined ? undefined : osConstants.signals[result.signal];
   return signal === undefined ? 1 : 128 + signal;
