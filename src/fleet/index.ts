@@ -1,6 +1,6 @@
 /**
  * The `fleet` context: desired versus observed, the pure planner, instance lifecycle and health.
- * The executor and the control loop build on these.
+ * The executor and the control loop (`FleetController`), and deploy and rollback.
  */
 export { plan } from './planner.js';
 export { rollingStep, resolveCountOrPercent, type RollingStep } from './counts.js';
@@ -15,3 +15,23 @@ export type {
   RolloutState,
   StopReason,
 } from './types.js';
+export {
+  FleetController,
+  DEFAULT_PORT_RANGE,
+  DEFAULT_RESYNC_MS,
+  IDLE_PASS_MS,
+  type ControllerOptions,
+} from './controller.js';
+export { deploy, rollback, type DeployInput, type OperationsContext, type Outcome } from './operations.js';
+export {
+  configHash,
+  desiredOf,
+  releaseSpec,
+  viewOf,
+  DEFAULT_ROLLBACK_WINDOW_MS,
+  type ReleaseProcess,
+  type ReleaseSpec,
+  type ServiceView,
+} from './desired.js';
+export { storeCatalog, type ImageCatalog, type ResolvedImage } from './images.js';
+export { liveProber, STARTING_PROBE_MS, type Prober } from './tracker.js';

@@ -7,6 +7,8 @@ export const DEFAULT_HEALTH_INTERVAL = '1s';
 export const DEFAULT_HEALTH_TIMEOUT = '500ms';
 /** Consecutive failures that make an instance unhealthy. */
 export const DEFAULT_HEALTH_THRESHOLD = 3;
+/** A rollout whose new instances are not all healthy within this long fails and is rolled back. */
+export const DEFAULT_PROGRESS_DEADLINE = '2m';
 /** How long blue is kept after a blue/green switch, for an instant rollback. */
 export const DEFAULT_ROLLBACK_WINDOW = '10m';
 
@@ -78,6 +80,8 @@ export const serviceSchema = z
       .prefault({}),
     env: z.record(z.string(), z.string()).default({}),
     strategy: strategySchema.prefault({ type: 'rolling' }),
+    /** A rollout not finished within this long fails and is rolled back. @default "2m" */
+    progressDeadline: durationSchema.prefault(DEFAULT_PROGRESS_DEADLINE),
     /** Release order for base-image waves: lower tiers (lower priority) go first. @default 1 */
     tier: z.number().int().min(0).max(100).default(1),
   })

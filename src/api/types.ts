@@ -1,0 +1,180 @@
+/**
+ * The control plane's API: the JSON shapes it answers with (the `--json` output of the CLI is the
+ * same shapes, so they are stable and documented in docs/api.md) and the {@link ControlPlane} the
+ * HTTP server serves. Times are ISO 8601 strings; releases are named `rN`.
+ */
+
+/** API version prefix of every route. */
+export const API_PREFIX = '/v1';
+
+/** A rollout's phase, as stored. */
+export type RolloutPhaseJson =
+  | 'pending'
+  | 'progressing'
+  | 'paused'
+  | 'analysing'
+  | 'succeeded'
+  | 'rolled-back'
+  | 'failed';
+
+/** An instance's lifecycle state. */
+export type InstanceStateJson = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'tainted';
+
+/** `kiln releases SERVICE --json`: one element per release, newest first. */
+export interface ReleaseJson {
+  readonly service: string;
+  /** `r1`, `r2`, … per service. */
+  readonly name: string;
+  /** Image manifest digest, `sha256:…`. */
+  readonly digest: string;
+  /** sha256 of the canonical JSON of the service spec this release runs. */
+  readonly configHash: string;
+  readonly createdAt: string;
+  /** Token name that created it. */
+  readonly createdBy: string;
+  readonly reason: string;
+  /** True for the release the service runs (or is rolling out to). */
+  readonly current: boolean;
+}
+
+/** A rollout from one release to another. */
+export interface RolloutJson {
+  readonly id: string;
+  readonly service: string;
+  /** Absent for a service's first release. */
+  readonly from?: string;
+  readonly to: string;
+  readonly strategy: 'rolling' | 'bluegreen' | 'canary';
+  readonly phase: RolloutPhaseJson;
+  /** True once the phase can no longer change: succeeded, rolled-back or failed. */
+  readonly done: boolean;
+  /** Why it is where it is, such as `all 3 instances of r4 are healthy`. */
+  readonly message?: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt?: string;
+}
+
+/** `kiln instances --json`: one element per live instance, sorted by service then id. */
+export interface InstanceJson {
+  readonly id: string;
+  readonly service: string;
+  readonly release: string;
+  readonly digest: string;
+  /** The loopback port the instance listens on. */
+  readonly port?: number;
+  readonly state: InstanceStateJson;
+  readonly stateSince: string;
+  readonly health: {
+    readonly status: 'unknown' | 'passing' | 'failing';
+    readonly failures: number;
+    readonly checkedAt?: string;
+  };
+  readonly createdAt: string;
+}
+
+/** `kiln status --json`: one element per declared service, sorted by name. */
+export interface ServiceStatusJson {
+  readonly name: string;
+  /** The router's URL for the service, such as `http://127.0.0.1:8080/`. */
+  readonly url: string;
+  readonly port: number;
+  readonly replicas: number;
+  readonly strategy: 'rolling' | 'bluegreen' | 'canary';
+  readonly tier: number;
+  /** The current release, absent before the first deploy. */
+  readonly release?: string;
+  readonly digest?: string;
+  /** Live instances (not stopped), and how many of them are healthy. */
+  readonly instances: number;
+  readonly healthy: number;
+  /** The rollout in flight, or the last one. */
+  readonly rollout?: RolloutJson;
+  /** Blue/green: the previous release kept warm for an instant rollback, until `until`. */
+  readonly standby?: { readonly release: string; readonly until: string };
+}
+
+/** One entry of the append-only event log. */
+export interface EventJson {
+  readonly seq: number;
+  readonly at: string;
+  readonly kind: string;
+  readonly service?: string;
+  readonly subject?: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** `POST /v1/services/:name/deploy`. */
+export interface DeployRequest {
+  /** An image name in the server's store or a digest; default: the service's `image`. */
+  readonly image?: string;
+  /** Override the service's strategy for this rollout. */
+  readonly strategy?: 'rolling' | 'bluegreen';
+  /** Recorded with the release. */
+  readonly reason?: string;
+}
+
+/** `POST /v1/services/:name/rollback`. */
+export interface RollbackRequest {
+  /** The release to go back to, `rN`; default: the one before the current one. */
+  readonly to?: string;
+}
+
+/** What deploy and rollback answer (`kiln deploy --json`). */
+export interface DeployResultJson {
+  readonly release: ReleaseJson;
+  readonly rollout: RolloutJson;
+  /** True when rollback switched traffic back to a warm blue/green standby at once. */
+  readonly instant?: boolean;
+  /** True when the release equals the current one and nothing had to change. */
+  readonly unchanged?: boolean;
+}
+
+/** `GET /v1/health`, unauthenticated: is the control plane up. */
+export interface HealthJson {
+  readonly ok: true;
+  readonly version: string;
+  readonly pid: number;
+}
+
+/**
+ * What the HTTP API serves: the control plane's operations. The fleet controller implements it;
+ * tests use fakes. Methods throw kiln errors (NotFoundError, ValidationError, ConflictError), which
+ * the server maps to HTTP status codes.
+ */
+export interface ControlPlane {
+  status(service?: string): Promise<ServiceStatusJson[]>;
+  releases(service: string): Promise<ReleaseJson[]>;
+  instances(service?: string): Promise<InstanceJson[]>;
+  /** The last `tailLines` lines of the instance's output (all when absent). */
+  logs(instance: string, tailLines?: number): Promise<string>;
+  deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson>;
+  rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson>;
+  rollout(id: string): Promise<RolloutJson>;
+  /** Events after sequence number `since`, oldest first, at most `limit`. */
+  events(since: number, service?: string, limit?: number): Promise<EventJson[]>;
+}
+
+/** A validation problem in an error answer: the field, what is wrong, and how to fix it. */
+export interface ApiIssueJson {
+  readonly path: string;
+  readonly message: string;
+  readonly fix?: string;
+}
+
+/**
+ * Every error answer: `{ "error": { "code", "message" } }`. `code` is a kiln error code
+ * (`validation`, `not-found`, `conflict`, `unavailable`, `internal`) or an HTTP-level one
+ * (`unauthorized`, `forbidden`, `method-not-allowed`, `payload-too-large`).
+ */
+export interface ApiErrorJson {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    /** For `validation`: every problem found, each with its field path and a fix. */
+    readonly issues?: readonly ApiIssueJson[];
+    /** For `validation`: what was validated, such as `request body`. */
+    readonly file?: string;
+  };
+}

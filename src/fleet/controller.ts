@@ -1,0 +1,257 @@
+/**
+ * The fleet controller: the loop that makes what runs match what was released. Each pass observes
+ * (the tracker's view, resynced from the runtime driver every few seconds and after every exit),
+ * derives desired state from the store, asks the pure planner for actions and carries them out.
+ * Starts and route changes finish within the pass; stops drain in the background. An exit reported
+ * by the driver starts a pass at once, so a killed instance is replaced within milliseconds.
+ */
+import { KilnError } from '../errors/index.js';
+import type { RuntimeDriver } from '../runtime/index.js';
+import type { PortRange, StateStore } from '../state/index.js';
+import type { TrafficRouter } from '../traffic/index.js';
+import { desiredOf, viewOf } from './desired.js';
+import { Executor } from './executor.js';
+import type { ImageCatalog } from './images.js';
+import { plan } from './planner.js';
+import { InstanceTracker, liveProber, type Prober, type Tracked } from './tracker.js';
+import type { Action, DesiredService, InstancePhase } from './types.js';
+
+/** Instance ports come from here unless configured: below Linux's ephemeral range. */
+export const DEFAULT_PORT_RANGE: PortRange = { from: 20000, to: 29999 };
+/** How often the controller re-reads the runtime's instances to catch what it was not told: 2 s. */
+export const DEFAULT_RESYNC_MS = 2_000;
+/** The longest the loop sleeps between passes: 500 ms. */
+export const IDLE_PASS_MS = 500;
+
+/** Options of {@link FleetController}. */
+export interface ControllerOptions {
+  readonly store: StateStore;
+  readonly driver: RuntimeDriver;
+  readonly router: TrafficRouter;
+  readonly images: ImageCatalog;
+  /** Where instances listen and the router serves. @default '127.0.0.1' */
+  readonly host?: string;
+  /** @default DEFAULT_PORT_RANGE */
+  readonly portRange?: PortRange;
+  /** @default Date.now */
+  readonly clock?: () => number;
+  /** @default liveProber (HTTP, TCP or exec) */
+  readonly prober?: Prober;
+  /** @default DEFAULT_RESYNC_MS */
+  readonly resyncMs?: number;
+  /** How long a stopped instance's in-flight requests may take. @default 10 s */
+  readonly drainTimeoutMs?: number;
+  /** SIGTERM to SIGKILL when stopping an instance. @default 5 s */
+  readonly stopGraceMs?: number;
+  /** Diagnostics (one line each). @default nothing */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Runs the loop. `start()` adopts what runs (instances started by an earlier control plane) and
+ * begins; `kick()` asks for a pass now; `close()` stops the loop, leaving instances running.
+ *
+ * @example
+ * const controller = new FleetController({ store, driver, router, images });
+ * await controller.start();
+ * controller.kick(); // after recording a rollout
+ */
+export class FleetController {
+  readonly #options: ControllerOptions;
+  readonly #clock: () => number;
+  readonly #tracker: InstanceTracker;
+  readonly #executor: Executor;
+  #lastResync = -Infinity;
+  #timer: NodeJS.Timeout | undefined;
+  #passing: Promise<void> | undefined;
+  #again = false;
+  #closed = false;
+  #unsubscribe: (() => void) | undefined;
+  readonly #exited = new Set<string>();
+  readonly #idle = new Set<() => void>();
+
+  constructor(options: ControllerOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? Date.now;
+    const host = options.host ?? '127.0.0.1';
+    this.#tracker = new InstanceTracker({
+      store: options.store,
+      host,
+      clock: this.#clock,
+      prober: options.prober ?? liveProber,
+      exec: (id) => async (args, timeoutMs) => options.driver.exec(id, args, { timeoutMs }),
+      changed: (t, from) => this.#changed(t, from),
+    });
+    this.#executor = new Executor({
+      store: options.store,
+      driver: options.driver,
+      router: options.router,
+      images: options.images,
+      tracker: this.#tracker,
+      host,
+      portRange: options.portRange ?? DEFAULT_PORT_RANGE,
+      clock: this.#clock,
+      drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+      stopGraceMs: options.stopGraceMs ?? 5_000,
+      kick: () => this.kick(),
+      log: options.log ?? (() => {}),
+    });
+  }
+
+  /** The state store the controller reads and writes. */
+  get store(): StateStore {
+    return this.#options.store;
+  }
+
+  /** Adopts the instances and routes there are, then reconciles continuously. */
+  async start(): Promise<void> {
+    this.#unsubscribe = this.#options.driver.onExit((status) => {
+      this.#exited.add(status.id);
+      this.kick();
+    });
+    await this.pass();
+  }
+
+  /** Asks for a pass as soon as the current one (if any) ends. */
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#passing) {
+      this.#again = true;
+      return;
+    }
+    this.#schedule(0);
+  }
+
+  /** Resolves once a pass has run after this call (for callers that need the effect, and tests). */
+  async settle(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#idle.add(resolve);
+      this.kick();
+    });
+  }
+
+  /** One reconcile: observe, plan, act. Passes never overlap. */
+  async pass(): Promise<void> {
+    if (this.#passing) {
+      this.#again = true;
+      return this.#passing;
+    }
+    clearTimeout(this.#timer);
+    this.#passing = this.#pass().finally(() => {
+      this.#passing = undefined;
+      for (const resolve of this.#idle) resolve();
+      this.#idle.clear();
+    });
+    await this.#passing;
+  }
+
+  /** Stops the loop; instances keep running and the router keeps serving (they are adopted later). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#unsubscribe?.();
+    await this.#passing?.catch(() => {});
+    await this.#executor.settle();
+  }
+
+  /**
+   * Stops every instance of every service (draining them first) and forgets the routes: what
+   * `kiln up` does on Ctrl-C. The loop is closed first so nothing is restarted.
+   */
+  async stopAll(): Promise<void> {
+    await this.close();
+    await this.#executor.stopAll();
+  }
+
+  async #pass(): Promise<void> {
+    const started = this.#clock();
+    try {
+      const now = this.#clock();
+      if (now - this.#lastResync >= (this.#options.resyncMs ?? DEFAULT_RESYNC_MS)) {
+        this.#lastResync = now;
+        await this.#executor.resync();
+      }
+      await this.#executor.reapExited(this.#takeExited());
+      const desired = this.#desired(now);
+      const actions = plan(desired, this.#tracker.observed(), now);
+      this.#firstRollouts(desired, actions);
+      await this.#executor.execute(actions, desired);
+    } catch (err) {
+      this.#options.log?.(`controller: pass failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!(err instanceof KilnError)) this.#options.log?.(err instanceof Error ? (err.stack ?? '') : '');
+    } finally {
+      const nextProbe = this.#tracker.probeDue();
+      if (!this.#closed) {
+        const wait = this.#again ? 0 : Math.max(0, Math.min(IDLE_PASS_MS, nextProbe - this.#clock()));
+        this.#again = false;
+        this.#schedule(wait);
+      }
+      void started;
+    }
+  }
+
+  #schedule(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.pass(), ms);
+  }
+
+  #takeExited(): string[] {
+    const ids = [...this.#exited];
+    this.#exited.clear();
+    return ids;
+  }
+
+  #desired(now: number): DesiredService[] {
+    const out: DesiredService[] = [];
+    for (const service of this.#options.store.services.list()) {
+      const desired = desiredOf(this.#options.store, viewOf(this.#options.store, service.name, now));
+      if (desired) out.push(desired);
+    }
+    return out;
+  }
+
+  /**
+   * A service's first rollout has nothing to replace, so the planner keeps it in steady state; it
+   * succeeds once every replica is healthy and fails at its deadline.
+   */
+  #firstRollouts(desired: readonly DesiredService[], actions: Action[]): void {
+    const now = this.#clock();
+    for (const svc of desired) {
+      const rollout = svc.rollout;
+      if (!rollout || rollout.from) continue;
+      const healthy = this.#tracker
+        .all()
+        .filter(
+          (t) => t.service === svc.name && t.release === svc.release.name && t.state.phase === 'healthy',
+        );
+      if (healthy.length >= svc.replicas) {
+        actions.push({
+          type: 'rollout',
+          service: svc.name,
+          id: rollout.id,
+          phase: 'succeeded',
+          reason: `all ${svc.replicas} instances of ${svc.release.name} are healthy`,
+        });
+      } else if (now - rollout.startedAt > svc.progressDeadlineMs) {
+        actions.push({
+          type: 'rollout',
+          service: svc.name,
+          id: rollout.id,
+          phase: 'failed',
+          reason: `${svc.release.name} did not become healthy within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
+        });
+      }
+    }
+  }
+
+  #changed(t: Tracked, from: InstancePhase): void {
+    this.#options.store.events.append({
+      kind: `instance.${t.state.phase}`,
+      service: t.service,
+      subject: t.id,
+      reason: `${from}->${t.state.phase}`,
+      message: `${t.id} (${t.release}) is ${t.state.phase}`,
+    });
+    this.kick();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Desired state, derived from the state store: which release each service runs, the rollout in
+ * flight and the blue/green standby. Nothing here is stored twice: a service's current release is
+ * what its newest rollout says (its target while it runs or once it succeeded, its origin once it
+ * failed or was rolled back), so a restarted controller derives exactly what the old one had.
+ */
+import { createHash } from 'node:crypto';
+import type { ServiceSpec } from '../spec/index.js';
+import {
+  canonicalJson,
+  isTerminalPhase,
+  type ReleaseRecord,
+  type RolloutRecord,
+  type StateStore,
+} from '../state/index.js';
+import type { DesiredService, ReleaseRef } from './types.js';
+
+/** How a release's instances run: the image's process, fixed when the release is made. */
+export interface ReleaseProcess {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  readonly user: { readonly uid: number; readonly gid: number };
+}
+
+/** What a release freezes: the service's spec and the image's process. Never changed afterwards. */
+export interface ReleaseSpec {
+  readonly service: ServiceSpec;
+  readonly process: ReleaseProcess;
+}
+
+/** sha256 of the canonical JSON of a release spec: two releases with equal hashes run the same. */
+export function configHash(spec: ReleaseSpec): string {
+  return `sha256:${createHash('sha256').update(canonicalJson(spec, 'release spec')).digest('hex')}`;
+}
+
+/** A release's frozen spec. */
+export function releaseSpec(release: ReleaseRecord): ReleaseSpec {
+  return release.spec as unknown as ReleaseSpec;
+}
+
+export function refOf(release: ReleaseRecord): ReleaseRef {
+  return { name: release.name, digest: release.digest };
+}
+
+/** Where a service stands: its current release, the rollout in flight, the standby. */
+export interface ServiceView {
+  readonly name: string;
+  readonly current?: ReleaseRecord;
+  /** The newest rollout, in flight or finished. */
+  readonly lastRollout?: RolloutRecord;
+  /** The rollout in flight. */
+  readonly active?: RolloutRecord;
+  readonly standby?: { readonly release: ReleaseRecord; readonly until: number };
+}
+
+/** The service's current release and rollouts, as the store has them. */
+export function viewOf(store: StateStore, service: string, now: number): ServiceView {
+  const last = store.rollouts.list(service, 1)[0];
+  if (!last) return { name: service };
+  const to = store.releases.get(service, last.toRelease);
+  const from = last.fromRelease === undefined ? undefined : store.releases.get(service, last.fromRelease);
+  const active = isTerminalPhase(last.phase) ? undefined : last;
+  const current = active || last.phase === 'succeeded' ? to : from;
+  const switchedAt = last.status.switchedAt === undefined ? undefined : Date.parse(last.status.switchedAt);
+  let standby: ServiceView['standby'];
+  if (last.phase === 'succeeded' && from && switchedAt !== undefined && last.strategy === 'bluegreen') {
+    const until = switchedAt + rollbackWindowOf(releaseSpec(to).service);
+    if (until > now) standby = { release: from, until };
+  }
+  return {
+    name: service,
+    ...(current ? { current } : {}),
+    lastRollout: last,
+    ...(active ? { active } : {}),
+    ...(standby ? { standby } : {}),
+  };
+}
+
+/** What the planner needs for one service, or undefined when it has no release yet. */
+export function desiredOf(store: StateStore, view: ServiceView): DesiredService | undefined {
+  const { current, active } = view;
+  if (!current) return undefined;
+  const spec = releaseSpec(current).service;
+  const strategy =
+    active && active.strategy === 'bluegreen'
+      ? { type: 'bluegreen' as const, rollbackWindow: rollbackWindowOf(spec) }
+      : active && active.strategy === 'rolling' && spec.strategy.type !== 'rolling'
+        ? { type: 'rolling' as const, maxSurge: '25%', maxUnavailable: 0 }
+        : spec.strategy;
+  const from =
+    active?.fromRelease === undefined ? undefined : store.releases.get(view.name, active.fromRelease);
+  return {
+    name: view.name,
+    replicas: spec.replicas,
+    strategy,
+    release: refOf(current),
+    ...(active
+      ? {
+          rollout: {
+            id: active.id,
+            ...(from ? { from: refOf(from) } : {}),
+            to: refOf(current),
+            phase: 'progressing' as const,
+            startedAt: Date.parse(active.createdAt),
+            ...(active.status.switchedAt ? { switchedAt: Date.parse(active.status.switchedAt) } : {}),
+          },
+        }
+      : {}),
+    ...(view.standby ? { standby: { release: refOf(view.standby.release), until: view.standby.until } } : {}),
+    progressDeadlineMs: spec.progressDeadline,
+  };
+}
+
+function rollbackWindowOf(spec: ServiceSpec): number {
+  return spec.strategy.type === 'bluegreen' ? spec.strategy.rollbackWindow : DEFAULT_ROLLBACK_WINDOW_MS;
+}
+
+/** The rollback window of a blue/green rollout of a service declared with another strategy: 10 min. */
+export const DEFAULT_ROLLBACK_WINDOW_MS = 10 * 60_000;

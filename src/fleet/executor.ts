@@ -1,0 +1,329 @@
+/**
+ * Carries out the planner's actions against the state store, the runtime driver and the router,
+ * and keeps the tracker true to what the driver runs (adopting instances after a restart, removing
+ * exited and orphaned ones). Every instance is recorded before it is started, so a crash between
+ * the two leaves a record the next resync resolves, never an instance nobody knows.
+ */
+import { isTerminalPhase, setCondition, ConditionReason, ConditionType } from '../state/index.js';
+import type { PortRange, StateStore } from '../state/index.js';
+import type { Digest } from '../oci/index.js';
+import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
+import type { Backend, TrafficRouter } from '../traffic/index.js';
+import { releaseSpec } from './desired.js';
+import type { ImageCatalog } from './images.js';
+import type { InstanceTracker, Tracked } from './tracker.js';
+import type { Action, DesiredService, StopReason } from './types.js';
+
+/** After a failed start or an instance that died before it was ever healthy: first 500 ms, doubling to 30 s. */
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+export interface ExecutorOptions {
+  readonly store: StateStore;
+  readonly driver: RuntimeDriver;
+  readonly router: TrafficRouter;
+  readonly images: ImageCatalog;
+  readonly tracker: InstanceTracker;
+  readonly host: string;
+  readonly portRange: PortRange;
+  readonly clock: () => number;
+  readonly drainTimeoutMs: number;
+  readonly stopGraceMs: number;
+  readonly kick: () => void;
+  readonly log: (line: string) => void;
+}
+
+export class Executor {
+  readonly #o: ExecutorOptions;
+  /** The last route applied per service, as a canonical string, so unchanged routes are not re-sent. */
+  readonly #routes = new Map<string, string>();
+  readonly #stops = new Set<Promise<void>>();
+  readonly #backoff = new Map<string, { until: number; delayMs: number }>();
+
+  constructor(options: ExecutorOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Reconciles the tracker with the driver and the store: adopts running instances it does not
+   * track, finalises records whose instance is gone, and stops instances no record claims.
+   */
+  async resync(): Promise<void> {
+    const { store, driver, tracker } = this.#o;
+    const statuses = new Map((await driver.list()).map((s) => [s.id, s]));
+    const records = store.instances.list();
+    const recorded = new Set(records.map((r) => r.id));
+    for (const record of records) {
+      const status = statuses.get(record.id);
+      const tracked = tracker.get(record.id);
+      if (tracked?.stopping) continue;
+      if (!status || status.state === 'exited') {
+        if (tracked && !status && tracked.state.phase === 'starting') continue; // being started right now
+        await this.#finalise(record.id, status, 'exited');
+        continue;
+      }
+      if (!tracked) {
+        const spec = releaseSpec(store.releases.get(record.service, record.release)).service;
+        const t = tracker.track(record, spec.health);
+        this.#o.log(`adopted ${t.id} (${t.service} ${t.release}, ${t.state.phase})`);
+        if (t.state.phase === 'draining' || t.state.phase === 'tainted' || t.state.phase === 'unhealthy') {
+          this.#stop(
+            t,
+            t.state.phase === 'draining' ? 'superseded' : t.state.phase,
+            t.state.phase === 'draining',
+          );
+        }
+      }
+    }
+    for (const status of statuses.values()) {
+      if (recorded.has(status.id) || tracker.get(status.id)) continue;
+      this.#o.log(`stopping ${status.id}: no record claims it (an orphan)`);
+      store.events.append({
+        kind: 'instance.orphan',
+        service: status.service,
+        subject: status.id,
+        reason: 'orphan',
+        message: `${status.id} ran without a record and was stopped`,
+      });
+      await driver.stop(status.id, { graceMs: this.#o.stopGraceMs }).catch(() => {});
+    }
+    for (const t of tracker.all()) {
+      if (!t.stopping && !recorded.has(t.id) && t.state.phase !== 'starting') tracker.untrack(t.id);
+    }
+  }
+
+  /** Removes instances whose process exited (reported by the driver) and records why. */
+  async reapExited(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      const t = this.#o.tracker.get(id);
+      if (!t || t.stopping) continue;
+      await this.#finalise(id, await this.#o.driver.inspect(id).catch(() => undefined), 'exited');
+    }
+  }
+
+  /** Carries out one pass's actions: stops are marked first (so routes keep them at weight 0 while they drain). */
+  async execute(actions: readonly Action[], desired: readonly DesiredService[]): Promise<void> {
+    const now = this.#o.clock();
+    for (const a of actions) {
+      if (a.type !== 'stop') continue;
+      const t = this.#o.tracker.get(a.id);
+      if (t && !t.stopping) this.#stop(t, a.reason, a.drain);
+    }
+    const starts = actions.filter((a) => a.type === 'start');
+    await Promise.all(
+      starts.map(async (a) => {
+        const backoff = this.#backoff.get(a.service);
+        if (backoff && backoff.until > now) return;
+        await this.#start(a.service, a.release.name);
+      }),
+    );
+    for (const a of actions) if (a.type === 'route') await this.#route(a.service, a.backends, desired);
+    for (const a of actions) if (a.type === 'rollout') this.#rollout(a);
+  }
+
+  /** Waits for the stops in flight. */
+  async settle(): Promise<void> {
+    while (this.#stops.size) await Promise.allSettled([...this.#stops]);
+  }
+
+  /** Stops every instance (draining the healthy ones) and removes every route. */
+  async stopAll(): Promise<void> {
+    await this.resync().catch(() => {});
+    for (const t of this.#o.tracker.all())
+      if (!t.stopping) this.#stop(t, 'surplus', t.state.phase === 'healthy');
+    await this.settle();
+    for (const service of this.#routes.keys()) await this.#o.router.removeRoute(service).catch(() => {});
+    for (const route of await this.#o.router.routes().catch(() => [])) {
+      await this.#o.router.removeRoute(route.service).catch(() => {});
+    }
+    this.#routes.clear();
+  }
+
+  async #start(service: string, release: string): Promise<void> {
+    const { store, driver, tracker } = this.#o;
+    const rel = store.releases.get(service, release as `r${number}`);
+    const spec = releaseSpec(rel);
+    const record = store.instances.create({ service, release: rel.number, portRange: this.#o.portRange });
+    const t = tracker.track(record, spec.service.health);
+    const port = record.port!;
+    try {
+      await driver.start({
+        id: record.id,
+        service,
+        release: rel.name,
+        digest: rel.digest as Digest,
+        args: spec.process.args,
+        env: {
+          ...spec.process.env,
+          ...spec.service.env,
+          PORT: String(port),
+          KILN_SERVICE: service,
+          KILN_RELEASE: rel.name,
+          KILN_INSTANCE: record.id,
+        },
+        cwd: spec.process.cwd,
+        user: spec.process.user,
+        port,
+        ...(spec.service.resources.memory !== undefined
+          ? { memoryBytes: spec.service.resources.memory }
+          : {}),
+        ...(spec.service.resources.cpus !== undefined ? { cpus: spec.service.resources.cpus } : {}),
+        labels: { 'kiln.service': service, 'kiln.release': rel.name },
+      });
+      store.events.append({
+        kind: 'instance.started',
+        service,
+        subject: record.id,
+        reason: 'start',
+        message: `${record.id} started from ${rel.name} (${rel.digest.slice(0, 19)}) on port ${port}`,
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#o.log(`start of ${record.id} failed: ${message}`);
+      tracker.untrack(record.id);
+      store.instances.update(record.id, { state: 'stopped' });
+      store.events.append({
+        kind: 'instance.start-failed',
+        service,
+        subject: record.id,
+        reason: 'start-failed',
+        message: `${record.id} could not start: ${message}`,
+      });
+      this.#delay(service);
+      await driver.stop(record.id).catch(() => {});
+      void t;
+    }
+  }
+
+  /** Marks `t` stopping and stops it in the background: drain (if asked), stop, record, untrack. */
+  #stop(t: Tracked, reason: StopReason | 'unhealthy' | 'tainted', drain: boolean): void {
+    const { store, driver, router, tracker } = this.#o;
+    if (drain) tracker.apply(t, { type: 'drain' });
+    const work = (async () => {
+      if (drain) {
+        await router.drain(t.service, t.id, { timeoutMs: this.#o.drainTimeoutMs }).catch((err: unknown) => {
+          this.#o.log(`drain of ${t.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+        });
+      }
+      await driver.stop(t.id, { graceMs: this.#o.stopGraceMs });
+      const record = store.instances.find(t.id);
+      if (record && record.state !== 'stopped') store.instances.update(t.id, { state: 'stopped' });
+      store.events.append({
+        kind: 'instance.stopped',
+        service: t.service,
+        subject: t.id,
+        reason,
+        message: `${t.id} (${t.release}) stopped: ${reason}`,
+      });
+    })()
+      .catch((err: unknown) => {
+        this.#o.log(`stop of ${t.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+      })
+      .finally(() => {
+        tracker.untrack(t.id);
+        this.#stops.delete(work);
+        this.#o.kick();
+      });
+    t.stopping = work;
+    this.#stops.add(work);
+  }
+
+  /** An instance whose process is gone: remove what is left of it and record the exit. */
+  async #finalise(id: string, status: InstanceStatus | undefined, reason: string): Promise<void> {
+    const { store, driver, tracker } = this.#o;
+    const t = tracker.get(id);
+    if (t) tracker.apply(t, { type: 'exited' });
+    if (t && !t.everHealthy) this.#delay(t.service);
+    else if (t) this.#backoff.delete(t.service);
+    await driver.stop(id, { graceMs: 0 }).catch(() => {});
+    const record = store.instances.find(id);
+    if (record && record.state !== 'stopped') {
+      store.instances.update(id, { state: 'stopped' });
+      const code = status?.exitCode;
+      store.events.append({
+        kind: 'instance.exited',
+        service: record.service,
+        subject: id,
+        reason,
+        message: `${id} exited${code === undefined ? '' : ` with code ${code}`}; a new instance replaces it`,
+        data: { exitCode: code ?? null },
+      });
+    }
+    tracker.untrack(id);
+  }
+
+  #delay(service: string): void {
+    const prev = this.#backoff.get(service);
+    const delayMs = prev ? Math.min(BACKOFF_MAX_MS, prev.delayMs * 2) : BACKOFF_MIN_MS;
+    this.#backoff.set(service, { until: this.#o.clock() + delayMs, delayMs });
+  }
+
+  async #route(
+    service: string,
+    backends: readonly { readonly id: string; readonly weight: number }[],
+    desired: readonly DesiredService[],
+  ): Promise<void> {
+    const { tracker, router, store } = this.#o;
+    const svc = desired.find((d) => d.name === service);
+    if (!svc) return;
+    const listenPort = releaseSpec(store.releases.get(service, svc.release.name as `r${number}`)).service
+      .port;
+    const out: Backend[] = [];
+    for (const b of backends) {
+      const t = tracker.get(b.id);
+      if (t) out.push({ id: b.id, host: this.#o.host, port: t.port, weight: b.weight });
+    }
+    // Instances draining stay in the route at weight 0 until their requests finish.
+    for (const t of tracker.all()) {
+      if (t.service === service && t.state.phase === 'draining' && !out.some((b) => b.id === t.id)) {
+        out.push({ id: t.id, host: this.#o.host, port: t.port, weight: 0 });
+      }
+    }
+    out.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const key = JSON.stringify([listenPort, out]);
+    if (this.#routes.get(service) === key) return;
+    await router.setRoute({ service, listenPort, backends: out });
+    this.#routes.set(service, key);
+  }
+
+  #rollout(a: Extract<Action, { type: 'rollout' }>): void {
+    const { store } = this.#o;
+    const current = store.rollouts.find(a.id);
+    if (!current || isTerminalPhase(current.phase)) return;
+    const rolledBack = a.phase === 'failed' && current.fromRelease !== undefined;
+    const phase = rolledBack ? 'rolled-back' : a.phase;
+    const message = rolledBack ? `${a.reason}; rolled back to r${current.fromRelease}` : a.reason;
+    const now = new Date(this.#o.clock());
+    const conditions = setCondition(
+      current.status.conditions,
+      {
+        type: ConditionType.Progressing,
+        status: phase === 'succeeded' ? 'True' : 'False',
+        reason:
+          phase === 'succeeded'
+            ? ConditionReason.RolloutSucceeded
+            : rolledBack
+              ? ConditionReason.RolledBack
+              : ConditionReason.ProgressDeadlineExceeded,
+        message,
+      },
+      now,
+    );
+    store.rollouts.update(current.id, current.version, {
+      phase,
+      status: {
+        ...current.status,
+        conditions,
+        ...(a.switchedAt !== undefined ? { switchedAt: new Date(a.switchedAt).toISOString() } : {}),
+      },
+    });
+    store.events.append({
+      kind: `rollout.${phase}`,
+      service: a.service,
+      subject: a.id,
+      reason: phase,
+      message,
+    });
+    this.#o.log(`${a.service}: rollout ${a.id} ${phase}: ${message}`);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Where the controller finds images: a name or digest becomes the manifest digest and the process
+ * its instances run (entrypoint + cmd, env, working directory, user), read from the image config.
+ */
+import path from 'node:path';
+import { NotFoundError } from '../errors/index.js';
+import { type Digest, type ImageConfig, type OciStore } from '../oci/index.js';
+import { ensureRootfs, processFromImage } from '../runtime/index.js';
+import type { ReleaseProcess } from './desired.js';
+
+/** An image the controller can release. */
+export interface ResolvedImage {
+  readonly digest: Digest;
+  readonly process: ReleaseProcess;
+}
+
+/** Resolves image references and unpacks their root filesystems. */
+export interface ImageCatalog {
+  /** `ref` is an image name in the store or a `sha256:` digest; throws NotFoundError when absent. */
+  resolve(ref: string): Promise<ResolvedImage>;
+  /** The read-only root filesystem of `digest`, unpacked once and shared by every instance. */
+  rootfs(digest: Digest): Promise<string>;
+}
+
+/** The catalog of a project's OCI store (`.kiln/store`), with root filesystems under `rootfsDir`. */
+export function storeCatalog(store: OciStore, rootfsDir: string): ImageCatalog {
+  return {
+    async resolve(ref) {
+      const desc = await store.resolve(ref);
+      if (!desc) {
+        throw new NotFoundError(
+          `no image "${ref}" in the store at ${path.dirname(rootfsDir)}: bake it first (kiln bake ${ref})`,
+        );
+      }
+      const manifest = await store.getManifest(desc.digest);
+      const config = JSON.parse(
+        (await store.getBlob(manifest.config.digest)).toString('utf8'),
+      ) as ImageConfig;
+      const proc = processFromImage(config);
+      if (proc.args.length === 0) {
+        throw new NotFoundError(
+          `image "${ref}" has no entrypoint or cmd, so its instances would have nothing to run; give it an entrypoint`,
+        );
+      }
+      return {
+        digest: desc.digest,
+        process: {
+          args: proc.args,
+          env: proc.env ?? {},
+          cwd: proc.cwd ?? '/',
+          user: proc.user ?? { uid: 0, gid: 0 },
+        },
+      };
+    },
+    rootfs: (digest) => ensureRootfs(store, digest, rootfsDir),
+  };
+}

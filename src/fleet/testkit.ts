@@ -1,0 +1,176 @@
+/**
+ * Fixtures for the controller's tests (not exported from index.ts, not built): an in-memory
+ * router that records every route it is given, a catalog of made-up images, and a harness wiring a
+ * controller to the fake runtime driver and an in-memory state store.
+ */
+import { NotFoundError } from '../errors/index.js';
+import type { Digest } from '../oci/index.js';
+import { FakeHost, FakeRuntimeDriver } from '../runtime/index.js';
+import { serviceSchema, type ServiceInput, type ServiceSpec } from '../spec/index.js';
+import { IN_MEMORY, openState, type StateStore } from '../state/index.js';
+import type { BackendMetrics, ServiceRoute, TrafficRouter } from '../traffic/index.js';
+import { FleetController } from './controller.js';
+import type { ImageCatalog } from './images.js';
+import { deploy, rollback, type Outcome } from './operations.js';
+import type { Prober } from './tracker.js';
+
+/** A router that keeps routes in memory and remembers every one it was given. */
+export class RecordingRouter implements TrafficRouter {
+  readonly history: ServiceRoute[] = [];
+  readonly drained: string[] = [];
+  readonly #routes = new Map<string, ServiceRoute>();
+
+  async setRoute(route: ServiceRoute): Promise<{ listenPort: number }> {
+    this.#routes.set(route.service, route);
+    this.history.push(route);
+    return { listenPort: route.listenPort };
+  }
+  async removeRoute(service: string): Promise<void> {
+    this.#routes.delete(service);
+  }
+  async drain(service: string, backendId: string): Promise<void> {
+    this.drained.push(backendId);
+    const route = this.#routes.get(service);
+    if (route)
+      this.#routes.set(service, { ...route, backends: route.backends.filter((b) => b.id !== backendId) });
+  }
+  async routes(): Promise<ServiceRoute[]> {
+    return [...this.#routes.values()];
+  }
+  async metrics(): Promise<BackendMetrics[]> {
+    return [];
+  }
+  async close(): Promise<void> {}
+  route(service: string): ServiceRoute | undefined {
+    return this.#routes.get(service);
+  }
+}
+
+export const DIGEST_A: Digest = `sha256:${'a'.repeat(64)}`;
+export const DIGEST_B: Digest = `sha256:${'b'.repeat(64)}`;
+
+/** Images `v1` and `v2` (digests A and B), and any digest. */
+export const fakeCatalog: ImageCatalog = {
+  async resolve(ref) {
+    const digest =
+      ref === 'v1' ? DIGEST_A : ref === 'v2' ? DIGEST_B : ref.startsWith('sha256:') ? ref : undefined;
+    if (!digest) throw new NotFoundError(`no image "${ref}"`);
+    return {
+      digest: digest as `sha256:${string}`,
+      process: { args: ['/app'], env: {}, cwd: '/', user: { uid: 0, gid: 0 } },
+    };
+  },
+  async rootfs() {
+    return '/nonexistent';
+  },
+};
+
+/** A controller over a fake host, with a prober that asks `healthy(id)` (default: running means healthy). */
+export class Harness {
+  readonly host = new FakeHost();
+  readonly store: StateStore;
+  readonly router = new RecordingRouter();
+  driver: FakeRuntimeDriver;
+  controller: FleetController;
+  readonly services = new Map<string, ServiceSpec>();
+  /** Instances that fail their health checks. */
+  readonly sick = new Set<string>();
+  /** Digests whose instances never pass a health check. */
+  readonly brokenDigests = new Set<string>();
+
+  constructor(store: StateStore = openState(IN_MEMORY)) {
+    this.store = store;
+    this.driver = new FakeRuntimeDriver({ host: this.host });
+    this.controller = this.#controller();
+  }
+
+  readonly prober: Prober = async (target) => {
+    const inst = this.host.find(target.id);
+    if (!inst || inst.state !== 'running' || this.sick.has(target.id)) return false;
+    return !this.brokenDigests.has(inst.spec.digest);
+  };
+
+  #controller(): FleetController {
+    return new FleetController({
+      store: this.store,
+      driver: this.driver,
+      router: this.router,
+      images: fakeCatalog,
+      prober: this.prober,
+      resyncMs: 100,
+      drainTimeoutMs: 100,
+      stopGraceMs: 10,
+    });
+  }
+
+  declare(input: Partial<ServiceInput> & { name: string }): ServiceSpec {
+    const spec = serviceSchema.parse({
+      image: 'v1',
+      port: 8080,
+      replicas: 3,
+      health: { tcp: true, interval: '20ms', timeout: '10ms', threshold: 2 },
+      ...input,
+    });
+    this.services.set(spec.name, spec);
+    return spec;
+  }
+
+  #ctx() {
+    return {
+      store: this.store,
+      images: fakeCatalog,
+      clock: Date.now,
+      declared: async (name: string) => {
+        const spec = this.services.get(name);
+        if (!spec) throw new NotFoundError(`service ${name} is not declared`);
+        return spec;
+      },
+      kick: () => this.controller.kick(),
+    };
+  }
+
+  deploy(
+    service: string,
+    options: { image?: string; strategy?: 'rolling' | 'bluegreen' } = {},
+  ): Promise<Outcome> {
+    return deploy(this.#ctx(), { service, actor: 'test', ...options });
+  }
+
+  rollback(service: string, to?: string): Promise<Outcome> {
+    return rollback(this.#ctx(), { service, actor: 'test', ...(to ? { to } : {}) });
+  }
+
+  /** Simulates a control-plane restart: a new driver and controller over the same host and store. */
+  async restart(): Promise<void> {
+    await this.controller.close();
+    await this.driver.close();
+    this.driver = new FakeRuntimeDriver({ host: this.host });
+    this.controller = this.#controller();
+    await this.controller.start();
+  }
+
+  /** Polls `check` until it is true (or fails after `timeoutMs`). */
+  async until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  phase(rolloutId: string): string {
+    return this.store.rollouts.get(rolloutId).phase;
+  }
+
+  live(service: string): { id: string; release: number; state: string }[] {
+    return this.store.instances
+      .list({ service })
+      .map((i) => ({ id: i.id, release: i.release, state: i.state }));
+  }
+
+  async close(): Promise<void> {
+    await this.controller.close();
+    await this.driver.close();
+    this.store.close();
+  }
+}
