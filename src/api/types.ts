@@ -9,13 +9,7 @@ export const API_PREFIX = '/v1';
 
 /** A rollout's phase, as stored. */
 export type RolloutPhaseJson =
-  | 'pending'
-  | 'progressing'
-  | 'paused'
-  | 'analysing'
-  | 'succeeded'
-  | 'rolled-back'
-  | 'failed';
+  'pending' | 'progressing' | 'paused' | 'analysing' | 'succeeded' | 'rolled-back' | 'failed';
 
 /** An instance's lifecycle state. */
 export type InstanceStateJson = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'tainted';
@@ -63,6 +57,8 @@ export interface InstanceJson {
   readonly digest: string;
   /** The loopback port the instance listens on. */
   readonly port?: number;
+  /** The instance's init process as the host sees it, while it runs. */
+  readonly pid?: number;
   readonly state: InstanceStateJson;
   readonly stateSince: string;
   readonly health: {

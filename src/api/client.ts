@@ -1,0 +1,264 @@
+/**
+ * The one typed client of the HTTP API, shared by the CLI verbs (and later the dashboard). Answers
+ * are the JSON shapes of types.ts; error answers become kiln errors again, so `exit.ts` maps a
+ * failed call to the same exit code as the same failure in process.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConflictError,
+  KilnError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '../errors/index.js';
+import type {
+  ApiErrorJson,
+  DeployRequest,
+  DeployResultJson,
+  EventJson,
+  HealthJson,
+  InstanceJson,
+  ReleaseJson,
+  RollbackRequest,
+  RolloutJson,
+  ServiceStatusJson,
+} from './types.js';
+
+/** How long one request may take before the server counts as unreachable. */
+export const DEFAULT_API_TIMEOUT_MS = 30_000;
+/** How often {@link ApiClient.waitForRollout} asks by default. */
+export const DEFAULT_ROLLOUT_POLL_MS = 500;
+/** How long {@link ApiClient.waitForRollout} waits by default. */
+export const DEFAULT_ROLLOUT_TIMEOUT_MS = 10 * 60_000;
+
+/** What {@link ApiClient} needs. */
+export interface ApiClientOptions {
+  /** The server's base URL, such as `http://127.0.0.1:7070`. */
+  readonly url: string;
+  /** A token secret, `kiln_…`. */
+  readonly token: string;
+  /** @default DEFAULT_API_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+}
+
+/** Options for {@link ApiClient.waitForRollout}. */
+export interface WaitOptions {
+  /** @default DEFAULT_ROLLOUT_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+  /** @default DEFAULT_ROLLOUT_POLL_MS */
+  readonly pollMs?: number;
+  /** Told each time the rollout's phase, message or update time changes, first read included. */
+  readonly onUpdate?: (rollout: RolloutJson) => void;
+}
+
+type Query = Readonly<Record<string, string | number | undefined>>;
+
+/**
+ * The control plane over HTTP: the {@link ControlPlane} operations (without the actor, which is the
+ * token's name) plus `health` and `waitForRollout`.
+ *
+ * @example
+ * const api = new ApiClient(await readConnection(home));
+ * const { rollout } = await api.deploy('web', { reason: 'new login page' });
+ * const final = await api.waitForRollout(rollout.id, { onUpdate: (r) => console.log(r.message) });
+ */
+export class ApiClient {
+  /** The base URL, without a trailing slash. */
+  readonly url: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: ApiClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_API_TIMEOUT_MS;
+  }
+
+  /** `GET /v1/health` (needs no token). */
+  health(): Promise<HealthJson> {
+    return this.json('GET', '/v1/health');
+  }
+
+  /** Every declared service, or only `service`. */
+  status(service?: string): Promise<ServiceStatusJson[]> {
+    return this.json('GET', '/v1/status', { query: { service } });
+  }
+
+  /** A service's releases, newest first. */
+  releases(service: string): Promise<ReleaseJson[]> {
+    return this.json('GET', `/v1/services/${encodeURIComponent(service)}/releases`);
+  }
+
+  /** Live instances, of every service or only `service`. */
+  instances(service?: string): Promise<InstanceJson[]> {
+    return this.json('GET', '/v1/instances', { query: { service } });
+  }
+
+  /** The last `tail` lines of an instance's output (all when absent). */
+  async logs(instance: string, tail?: number): Promise<string> {
+    const res = await this.send('GET', `/v1/instances/${encodeURIComponent(instance)}/logs`, {
+      query: { tail },
+    });
+    return res.text();
+  }
+
+  /** Makes a release of `service` and starts rolling it out. */
+  deploy(service: string, request: DeployRequest = {}): Promise<DeployResultJson> {
+    return this.json('POST', `/v1/services/${encodeURIComponent(service)}/deploy`, { body: request });
+  }
+
+  /** Goes back to an earlier release of `service` (the one before the current by default). */
+  rollback(service: string, request: RollbackRequest = {}): Promise<DeployResultJson> {
+    return this.json('POST', `/v1/services/${encodeURIComponent(service)}/rollback`, { body: request });
+  }
+
+  /** One rollout. */
+  rollout(id: string): Promise<RolloutJson> {
+    return this.json('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  /** Events after sequence number `since`, oldest first. */
+  events(since = 0, service?: string, limit?: number): Promise<EventJson[]> {
+    return this.json('GET', '/v1/events', { query: { since, service, limit } });
+  }
+
+  /**
+   * Polls rollout `id` until it is `done` and returns it. A server that cannot be reached for a
+   * moment (restarting) is asked again; at the deadline a KilnError (`runtime`) says where it stood.
+   */
+  async waitForRollout(id: string, options: WaitOptions = {}): Promise<RolloutJson> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_ROLLOUT_TIMEOUT_MS;
+    const pollMs = options.pollMs ?? DEFAULT_ROLLOUT_POLL_MS;
+    const deadline = Date.now() + timeoutMs;
+    let last: RolloutJson | undefined;
+    let lastError: unknown;
+    for (;;) {
+      try {
+        const rollout = await this.rollout(id);
+        lastError = undefined;
+        if (
+          last === undefined ||
+          rollout.phase !== last.phase ||
+          rollout.message !== last.message ||
+          rollout.updatedAt !== last.updatedAt
+        ) {
+          options.onUpdate?.(rollout);
+        }
+        last = rollout;
+        if (rollout.done) return rollout;
+      } catch (err) {
+        if (!(err instanceof UnavailableError)) throw err;
+        lastError = err;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        if (last === undefined && lastError !== undefined) throw lastError;
+        const where = last ? `${last.phase}${last.message ? ` (${last.message})` : ''}` : 'unknown';
+        throw new KilnError(
+          'runtime',
+          `rollout ${id} is not done after ${Math.round(timeoutMs / 1000)} s; it is ${where}. ` +
+            `It goes on without us: follow it with \`kiln status ${last?.service ?? ''}\``.trimEnd(),
+        );
+      }
+      await sleep(Math.min(pollMs, left));
+    }
+  }
+
+  private async json<T>(
+    method: string,
+    path: string,
+    options: { query?: Query; body?: unknown } = {},
+  ): Promise<T> {
+    const res = await this.send(method, path, options);
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new UnavailableError(
+        `${this.url} answered ${method} ${path} with something that is not JSON: is it a kiln server?`,
+        { cause: err },
+      );
+    }
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    options: { query?: Query; body?: unknown } = {},
+  ): Promise<Response> {
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) search.set(k, String(v));
+    const target = `${this.url}${path}${search.size > 0 ? `?${search.toString()}` : ''}`;
+    let res: Response;
+    try {
+      res = await fetch(target, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          accept: 'application/json',
+          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    throw this.errorFrom(res.status, text);
+  }
+
+  private unreachable(err: unknown): UnavailableError {
+    const start =
+      'start it with `kiln server` (or `kiln up`), or point --server or KILN_SERVER at a running one';
+    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+      return new UnavailableError(
+        `the kiln server at ${this.url} did not answer within ${this.timeoutMs} ms: is it running? ${start}`,
+        { cause: err },
+      );
+    }
+    const cause = err instanceof Error ? err.cause : undefined;
+    const code = cause instanceof Error && 'code' in cause ? String(cause.code) : undefined;
+    const why = code ?? (err instanceof Error ? err.message : String(err));
+    return new UnavailableError(`cannot reach the kiln server at ${this.url} (${why}): ${start}`, {
+      cause: err,
+    });
+  }
+
+  private errorFrom(status: number, text: string): KilnError {
+    let body: ApiErrorJson['error'] | undefined;
+    try {
+      body = (JSON.parse(text) as Partial<ApiErrorJson>).error;
+    } catch {
+      body = undefined;
+    }
+    const message = body?.message ?? (text.trim() || `HTTP ${status}`);
+    const tokenFix =
+      'use the admin token in .kiln/admin-token (the default), or set KILN_TOKEN or pass --token';
+    switch (status) {
+      case 400:
+      case 413:
+        return new ValidationError(
+          body?.file ?? `kiln server ${this.url}`,
+          body?.issues && body.issues.length > 0 ? body.issues : [{ path: '', message }],
+        );
+      case 401:
+        return new ValidationError(`kiln server ${this.url}`, [
+          { path: 'token', message: `the token was refused (${message})`, fix: tokenFix },
+        ]);
+      case 403:
+        return new ValidationError(`kiln server ${this.url}`, [
+          { path: 'token', message, fix: `${tokenFix}, with the scope named` },
+        ]);
+      case 404:
+        return new NotFoundError(message);
+      case 409:
+        return new ConflictError(message);
+      case 503:
+        return new UnavailableError(message);
+      default:
+        return new KilnError('internal', `the kiln server at ${this.url} answered ${status}: ${message}`);
+    }
+  }
+}

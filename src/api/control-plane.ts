@@ -1,0 +1,162 @@
+/**
+ * The control plane of one project, put together: the state store (`.kiln/state.db`), the router
+ * (its own detached process, adopted when it already runs), the local runtime driver (adopting the
+ * instances it finds), the fleet controller and the HTTP API. `kiln server` and `kiln up` run it.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { homePaths, kilnVersion } from '../bake/index.js';
+import { ConflictError, NotFoundError } from '../errors/index.js';
+import { FleetController, storeCatalog } from '../fleet/index.js';
+import { OciStore } from '../oci/index.js';
+import { LocalRuntimeDriver, type RuntimeName } from '../runtime/index.js';
+import type { ServiceSpec } from '../spec/index.js';
+import { openState, type StateStore } from '../state/index.js';
+import { connectRouter, spawnRouter, type RouterClient } from '../traffic/index.js';
+import { removeServerFile, writeAdminToken, writeServerFile } from './connect.js';
+import { FleetPlane } from './plane.js';
+import { startApiServer, type ApiServer } from './server.js';
+
+/** Where a project's control plane keeps its files, under its `.kiln` home. */
+export function controlPlanePaths(home: string) {
+  return {
+    state: path.join(home, 'state.db'),
+    server: path.join(home, 'server.json'),
+    adminToken: path.join(home, 'admin-token'),
+    router: path.join(home, 'router'),
+    instances: path.join(home, 'instances'),
+    logs: path.join(home, 'logs'),
+    rootfs: path.join(home, 'rootfs'),
+  };
+}
+
+/** Options of {@link startControlPlane}. */
+export interface ControlPlaneOptions {
+  /** The project's `.kiln` directory. */
+  readonly home: string;
+  /** The project's services as declared now (the config is read again for every deploy). */
+  readonly services: () => Promise<readonly ServiceSpec[]>;
+  /** API port; 0 = any free port (written to `server.json`). @default 0 */
+  readonly port?: number;
+  /** @default the first installed of crun, runc */
+  readonly runtime?: RuntimeName;
+  /** Diagnostics, one line each. @default stderr */
+  readonly log?: (line: string) => void;
+}
+
+/** A running control plane. */
+export interface RunningControlPlane {
+  readonly url: string;
+  readonly store: StateStore;
+  readonly plane: FleetPlane;
+  readonly controller: FleetController;
+  readonly router: RouterClient;
+  /** The admin token's secret when it was created by this start (print it once), else undefined. */
+  readonly newAdminToken?: string;
+  /** Stops the control plane; instances and the router keep running and are adopted next time. */
+  close(): Promise<void>;
+  /** Stops everything: every instance (drained first), the router process, then the control plane. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts the control plane of the project whose home is `options.home`. Refuses (ConflictError)
+ * when another control plane runs for it.
+ */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const files = controlPlanePaths(options.home);
+  await mkdir(options.home, { recursive: true });
+  assertNotRunning(files.server);
+  const store = openState(files.state);
+  const closers: (() => Promise<void>)[] = [async () => store.close()];
+  const undo = async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  };
+  try {
+    let newAdminToken: string | undefined;
+    if (store.tokens.list().length === 0) {
+      newAdminToken = store.tokens.create('admin', ['admin']).secret;
+      await writeAdminToken(options.home, newAdminToken);
+    }
+    const router = await connectRouter({ dir: files.router }).catch(() => spawnRouter({ dir: files.router }));
+    closers.push(() => router.close());
+    const images = storeCatalog(await OciStore.open(homePaths(options.home).store), files.rootfs);
+    const driver = new LocalRuntimeDriver({
+      stateDir: files.instances,
+      logDir: files.logs,
+      rootfs: (digest) => images.rootfs(digest),
+      ...(options.runtime ? { runtime: options.runtime } : {}),
+    });
+    closers.push(() => driver.close());
+    const controller = new FleetController({ store, driver, router, images, log });
+    await controller.start();
+    closers.push(() => controller.close());
+    const declared = async (name: string): Promise<ServiceSpec> => {
+      const all = await options.services();
+      const found = all.find((s) => s.name === name);
+      if (found) return found;
+      throw new NotFoundError(
+        `no service "${name}" in the project's config` +
+          (all.length ? ` (declared: ${all.map((s) => s.name).join(', ')})` : ' (it declares no services)') +
+          '; add it under services:',
+      );
+    };
+    const plane = new FleetPlane({ store, controller, driver, images, declared });
+    const api: ApiServer = await startApiServer({
+      plane,
+      tokens: store.tokens,
+      version: kilnVersion(),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      log,
+    });
+    closers.push(() => api.close());
+    await writeServerFile(options.home, { url: api.url, pid: process.pid });
+    closers.push(() => removeServerFile(options.home, process.pid));
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await undo();
+    };
+    return {
+      url: api.url,
+      store,
+      plane,
+      controller,
+      router,
+      ...(newAdminToken ? { newAdminToken } : {}),
+      close,
+      async shutdown() {
+        await api.close().catch(() => {});
+        await controller.stopAll();
+        await router.stop().catch(() => {});
+        await close();
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/** Throws when `server.json` names a process that still runs. */
+function assertNotRunning(serverFile: string): void {
+  let pid: number | undefined;
+  try {
+    pid = (JSON.parse(readFileSync(serverFile, 'utf8')) as { pid?: number }).pid;
+  } catch {
+    return;
+  }
+  if (pid === undefined || pid === process.pid) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // a stale file from a control plane that was killed
+  }
+  throw new ConflictError(
+    `a kiln control plane already runs for this project (pid ${pid}, see ${serverFile}); ` +
+      'use it (kiln status, kiln deploy) or stop it first',
+  );
+}

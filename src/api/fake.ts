@@ -1,0 +1,209 @@
+/**
+ * An in-memory {@link ControlPlane} for tests of the API, the client and the CLI: seed it with
+ * services, releases and instances, script how a rollout moves, inject faults, and assert the
+ * exact ordered list of calls it received.
+ */
+import { NotFoundError, ValidationError } from '../errors/index.js';
+import type {
+  ControlPlane,
+  DeployRequest,
+  DeployResultJson,
+  EventJson,
+  InstanceJson,
+  ReleaseJson,
+  RollbackRequest,
+  RolloutJson,
+  ServiceStatusJson,
+} from './types.js';
+
+/** One call the fake received, with its arguments. */
+export interface PlaneCall {
+  readonly method: keyof ControlPlane;
+  readonly args: readonly unknown[];
+}
+
+/** The time every record the fake makes carries. */
+export const FAKE_TIME = '2026-01-01T00:00:00.000Z';
+/** The digest of releases made without an image digest. */
+export const FAKE_DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
+
+/**
+ * A control plane in memory. `deploy` makes release r(N+1) current and a `progressing` rollout;
+ * `rollback` goes back to `to` (or the release before the current), instantly when the service's
+ * `standby` is that release. `rollout(id)` plays the steps given to {@link script}, one per call,
+ * the last one repeating.
+ *
+ * @example
+ * const plane = new FakeControlPlane();
+ * plane.seedService('web');
+ * plane.failNext('status', new UnavailableError('the state store is locked'));
+ */
+export class FakeControlPlane implements ControlPlane {
+  /** Every call, in order. */
+  readonly calls: PlaneCall[] = [];
+  readonly services = new Map<string, ServiceStatusJson>();
+  readonly releaseLog = new Map<string, ReleaseJson[]>();
+  readonly rolloutLog = new Map<string, RolloutJson>();
+  instanceList: InstanceJson[] = [];
+  eventLog: EventJson[] = [];
+  readonly logText = new Map<string, string>();
+  private readonly faults = new Map<keyof ControlPlane, unknown>();
+  private readonly scripts = new Map<string, Partial<RolloutJson>[]>();
+  private rolloutCount = 0;
+
+  /** Declares service `name` (port 8080 + n, 2 replicas, rolling) unless `status` says otherwise. */
+  seedService(name: string, status: Partial<ServiceStatusJson> = {}): ServiceStatusJson {
+    const s: ServiceStatusJson = {
+      name,
+      url: `http://127.0.0.1:${8080 + this.services.size}/`,
+      port: 8080 + this.services.size,
+      replicas: 2,
+      strategy: 'rolling',
+      tier: 0,
+      instances: 0,
+      healthy: 0,
+      ...status,
+    };
+    this.services.set(name, s);
+    return s;
+  }
+
+  /** Makes the next call of `method` throw `err` (once). */
+  failNext(method: keyof ControlPlane, err: unknown): void {
+    this.faults.set(method, err);
+  }
+
+  /** What successive `rollout(id)` calls answer, each step merged over the stored rollout. */
+  script(id: string, steps: readonly Partial<RolloutJson>[]): void {
+    this.scripts.set(id, [...steps]);
+  }
+
+  async status(service?: string): Promise<ServiceStatusJson[]> {
+    this.record('status', service);
+    if (service !== undefined) return [this.service(service)];
+    return [...this.services.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async releases(service: string): Promise<ReleaseJson[]> {
+    this.record('releases', service);
+    this.service(service);
+    return [...(this.releaseLog.get(service) ?? [])].reverse();
+  }
+
+  async instances(service?: string): Promise<InstanceJson[]> {
+    this.record('instances', service);
+    return this.instanceList.filter((i) => service === undefined || i.service === service);
+  }
+
+  async logs(instance: string, tailLines?: number): Promise<string> {
+    this.record('logs', instance, tailLines);
+    const text = this.logText.get(instance);
+    if (text === undefined) throw new NotFoundError(`no instance ${instance}`);
+    if (tailLines === undefined) return text;
+    const lines = text.split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    return tailLines === 0 ? '' : lines.slice(-tailLines).join('\n') + '\n';
+  }
+
+  async deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson> {
+    this.record('deploy', service, request, actor);
+    const s = this.service(service);
+    const list = this.releaseLog.get(service) ?? [];
+    const from = list.find((r) => r.current);
+    const release: ReleaseJson = {
+      service,
+      name: `r${list.length + 1}`,
+      digest: request.image?.startsWith('sha256:') ? request.image : FAKE_DIGEST,
+      configHash: FAKE_DIGEST,
+      createdAt: FAKE_TIME,
+      createdBy: actor,
+      reason: request.reason ?? '',
+      current: true,
+    };
+    this.releaseLog.set(service, [...list.map((r) => ({ ...r, current: false })), release]);
+    return {
+      release,
+      rollout: this.startRollout(s, from?.name, release.name, request.strategy ?? s.strategy),
+    };
+  }
+
+  async rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson> {
+    this.record('rollback', service, request, actor);
+    const s = this.service(service);
+    const list = this.releaseLog.get(service) ?? [];
+    const current = list.findIndex((r) => r.current);
+    const target = request.to === undefined ? list[current - 1] : list.find((r) => r.name === request.to);
+    if (target === undefined) {
+      throw new ValidationError(undefined, [
+        { path: 'to', message: `${service} has no release ${request.to ?? 'before the current one'}` },
+      ]);
+    }
+    this.releaseLog.set(
+      service,
+      list.map((r) => ({ ...r, current: r.name === target.name })),
+    );
+    const instant = s.standby?.release === target.name;
+    const rollout = this.startRollout(s, list[current]?.name, target.name, s.strategy, instant);
+    return { release: { ...target, current: true }, rollout, ...(instant ? { instant } : {}) };
+  }
+
+  async rollout(id: string): Promise<RolloutJson> {
+    this.record('rollout', id);
+    const stored = this.rolloutLog.get(id);
+    if (stored === undefined) throw new NotFoundError(`no rollout ${id}`);
+    const steps = this.scripts.get(id);
+    const step = steps && steps.length > 1 ? steps.shift() : steps?.[0];
+    const next = { ...stored, ...step };
+    this.rolloutLog.set(id, next);
+    return next;
+  }
+
+  async events(since: number, service?: string, limit?: number): Promise<EventJson[]> {
+    this.record('events', since, service, limit);
+    const matching = this.eventLog.filter(
+      (e) => e.seq > since && (service === undefined || e.service === service),
+    );
+    return limit === undefined ? matching : matching.slice(0, limit);
+  }
+
+  private startRollout(
+    s: ServiceStatusJson,
+    from: string | undefined,
+    to: string,
+    strategy: RolloutJson['strategy'],
+    instant = false,
+  ): RolloutJson {
+    const rollout: RolloutJson = {
+      id: `rollout-${++this.rolloutCount}`,
+      service: s.name,
+      ...(from === undefined ? {} : { from }),
+      to,
+      strategy,
+      phase: instant ? 'succeeded' : 'progressing',
+      done: instant,
+      message: instant ? `traffic switched back to standby ${to}` : `starting ${to}`,
+      createdAt: FAKE_TIME,
+      updatedAt: FAKE_TIME,
+      ...(instant ? { finishedAt: FAKE_TIME } : {}),
+    };
+    this.rolloutLog.set(rollout.id, rollout);
+    this.services.set(s.name, { ...s, release: to, rollout });
+    return rollout;
+  }
+
+  private service(name: string): ServiceStatusJson {
+    const s = this.services.get(name);
+    if (s === undefined) throw new NotFoundError(`no service ${name} is declared`);
+    return s;
+  }
+
+  private record(method: keyof ControlPlane, ...args: unknown[]): void {
+    while (args.length > 0 && args.at(-1) === undefined) args.pop();
+    this.calls.push({ method, args });
+    const fault = this.faults.get(method);
+    if (fault !== undefined) {
+      this.faults.delete(method);
+      throw fault;
+    }
+  }
+}

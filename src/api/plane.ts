@@ -1,0 +1,243 @@
+/**
+ * The control plane the API serves, over the fleet controller and the state store: records become
+ * the documented JSON shapes of `types.ts` here, and nowhere else.
+ */
+import { NotFoundError } from '../errors/index.js';
+import {
+  deploy,
+  releaseSpec,
+  rollback,
+  viewOf,
+  type FleetController,
+  type ImageCatalog,
+  type OperationsContext,
+  type Outcome,
+} from '../fleet/index.js';
+import type { RuntimeDriver } from '../runtime/index.js';
+import type { ServiceSpec } from '../spec/index.js';
+import {
+  isTerminalPhase,
+  releaseName,
+  type InstanceRecord,
+  type ReleaseRecord,
+  type RolloutRecord,
+  type StateStore,
+} from '../state/index.js';
+import type {
+  ControlPlane,
+  DeployRequest,
+  DeployResultJson,
+  EventJson,
+  InstanceJson,
+  ReleaseJson,
+  RollbackRequest,
+  RolloutJson,
+  ServiceStatusJson,
+} from './types.js';
+
+/** Options of {@link FleetPlane}. */
+export interface FleetPlaneOptions {
+  readonly store: StateStore;
+  readonly controller: FleetController;
+  readonly driver: RuntimeDriver;
+  readonly images: ImageCatalog;
+  /** The service as declared now in the project's config. */
+  readonly declared: (service: string) => Promise<ServiceSpec>;
+  /** Host the router serves services on, for URLs. @default '127.0.0.1' */
+  readonly host?: string;
+  /** @default Date.now */
+  readonly clock?: () => number;
+}
+
+/** The {@link ControlPlane} of one project: its store, controller and runtime. */
+export class FleetPlane implements ControlPlane {
+  readonly #o: FleetPlaneOptions;
+  readonly #clock: () => number;
+
+  constructor(options: FleetPlaneOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  async status(service?: string): Promise<ServiceStatusJson[]> {
+    const { store } = this.#o;
+    const names = store.services.list().map((s) => s.name);
+    if (service !== undefined && !names.includes(service)) throw this.#unknown(service);
+    return names.filter((n) => service === undefined || n === service).map((n) => this.#statusOf(n));
+  }
+
+  async releases(service: string): Promise<ReleaseJson[]> {
+    const { store } = this.#o;
+    if (!store.services.find(service)) throw this.#unknown(service);
+    const current = viewOf(store, service, this.#clock()).current?.number;
+    return store.releases
+      .list(service)
+      .reverse()
+      .map((r) => releaseJson(r, r.number === current));
+  }
+
+  async instances(service?: string): Promise<InstanceJson[]> {
+    const pids = new Map((await this.#o.driver.list()).map((s) => [s.id, s.pid]));
+    return this.#o.store.instances
+      .list(service === undefined ? {} : { service })
+      .map((i) => instanceJson(i, pids.get(i.id)))
+      .sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : 1) : a.service < b.service ? -1 : 1));
+  }
+
+  async logs(instance: string, tailLines?: number): Promise<string> {
+    this.#o.store.instances.get(instance);
+    return this.#o.driver.logs(instance, tailLines === undefined ? {} : { tailLines });
+  }
+
+  async deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson> {
+    return this.#outcome(
+      await deploy(this.#ctx(), {
+        service,
+        actor,
+        ...(request.image !== undefined ? { image: request.image } : {}),
+        ...(request.strategy !== undefined ? { strategy: request.strategy } : {}),
+        ...(request.reason !== undefined ? { reason: request.reason } : {}),
+      }),
+    );
+  }
+
+  async rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson> {
+    if (!this.#o.store.services.find(service)) throw this.#unknown(service);
+    return this.#outcome(
+      await rollback(this.#ctx(), {
+        service,
+        actor,
+        ...(request.to !== undefined ? { to: request.to } : {}),
+      }),
+    );
+  }
+
+  async rollout(id: string): Promise<RolloutJson> {
+    return rolloutJson(this.#o.store.rollouts.get(id));
+  }
+
+  async events(since: number, service?: string, limit?: number): Promise<EventJson[]> {
+    return this.#o.store.events
+      .since(since, {
+        ...(service !== undefined ? { service } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      })
+      .map((e) => ({
+        seq: e.seq,
+        at: e.at,
+        kind: e.kind,
+        ...(e.service !== undefined ? { service: e.service } : {}),
+        ...(e.subject !== undefined ? { subject: e.subject } : {}),
+        reason: e.reason,
+        message: e.message,
+      }));
+  }
+
+  #ctx(): OperationsContext {
+    return {
+      store: this.#o.store,
+      images: this.#o.images,
+      clock: this.#clock,
+      declared: this.#o.declared,
+      kick: () => this.#o.controller.kick(),
+    };
+  }
+
+  #outcome(o: Outcome): DeployResultJson {
+    const current = viewOf(this.#o.store, o.release.service, this.#clock()).current?.number;
+    return {
+      release: releaseJson(o.release, o.release.number === current),
+      rollout: rolloutJson(o.rollout),
+      ...(o.instant ? { instant: true } : {}),
+      ...(o.unchanged ? { unchanged: true } : {}),
+    };
+  }
+
+  #statusOf(name: string): ServiceStatusJson {
+    const { store } = this.#o;
+    const view = viewOf(store, name, this.#clock());
+    const spec = view.current
+      ? releaseSpec(view.current).service
+      : (store.services.get(name).spec as unknown as ServiceSpec);
+    const live = store.instances.list({ service: name });
+    const host = this.#o.host ?? '127.0.0.1';
+    return {
+      name,
+      url: `http://${host}:${spec.port}/`,
+      port: spec.port,
+      replicas: spec.replicas,
+      strategy: spec.strategy.type,
+      tier: spec.tier,
+      ...(view.current ? { release: view.current.name, digest: view.current.digest } : {}),
+      instances: live.length,
+      healthy: live.filter((i) => i.state === 'healthy').length,
+      ...(view.lastRollout ? { rollout: rolloutJson(view.lastRollout) } : {}),
+      ...(view.standby
+        ? {
+            standby: {
+              release: view.standby.release.name,
+              until: new Date(view.standby.until).toISOString(),
+            },
+          }
+        : {}),
+    };
+  }
+
+  #unknown(service: string): NotFoundError {
+    const known = this.#o.store.services.list().map((s) => s.name);
+    return new NotFoundError(
+      `no service "${service}" has been deployed` +
+        (known.length ? ` (deployed: ${known.join(', ')})` : '') +
+        `; deploy it with kiln deploy ${service}`,
+    );
+  }
+}
+
+export function releaseJson(r: ReleaseRecord, current: boolean): ReleaseJson {
+  return {
+    service: r.service,
+    name: r.name,
+    digest: r.digest,
+    configHash: r.configHash,
+    createdAt: r.createdAt,
+    createdBy: r.createdBy,
+    reason: r.reason,
+    current,
+  };
+}
+
+export function rolloutJson(r: RolloutRecord): RolloutJson {
+  const message = r.status.conditions.find((c) => c.type === 'Progressing')?.message;
+  return {
+    id: r.id,
+    service: r.service,
+    ...(r.fromRelease !== undefined ? { from: releaseName(r.fromRelease) } : {}),
+    to: releaseName(r.toRelease),
+    strategy: r.strategy,
+    phase: r.phase,
+    done: isTerminalPhase(r.phase),
+    ...(message !== undefined ? { message } : {}),
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+  };
+}
+
+export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
+  return {
+    id: i.id,
+    service: i.service,
+    release: releaseName(i.release),
+    digest: i.digest,
+    ...(i.port !== undefined ? { port: i.port } : {}),
+    ...(pid !== undefined ? { pid } : {}),
+    state: i.state,
+    stateSince: i.stateSince,
+    health: {
+      status: i.health.status,
+      failures: i.health.failures,
+      ...(i.health.checkedAt !== undefined ? { checkedAt: i.health.checkedAt } : {}),
+    },
+    createdAt: i.createdAt,
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * The API's routes: one table of method, path, the scope it needs and a handler that checks its
+ * input and calls the {@link ControlPlane}. docs/api.md documents each.
+ */
+import type { TokenScope } from '../state/index.js';
+import type { Caller } from './auth.js';
+import type { ControlPlane, HealthJson } from './types.js';
+import {
+  DEPLOY_REQUEST,
+  EVENTS_QUERY,
+  LOGS_QUERY,
+  NO_QUERY,
+  parseBody,
+  parseQuery,
+  ROLLBACK_REQUEST,
+  SERVICE_QUERY,
+} from './validate.js';
+
+/** What a handler gets: the plane, the path's parameters, the query, the caller and the body. */
+export interface RouteContext {
+  readonly plane: ControlPlane;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  /** The verified token's owner; `anonymous` with no scopes on the one open route. */
+  readonly caller: Caller;
+  readonly version: string;
+  /** Reads the request body (at most MAX_BODY_BYTES). */
+  body(): Promise<Buffer>;
+}
+
+/** A handler's answer: JSON or plain text, with its status. */
+export type Reply =
+  { readonly status: number; readonly json: unknown } | { readonly status: number; readonly text: string };
+
+/** One route. `scope` undefined means no token is needed. */
+export interface Route {
+  readonly method: 'GET' | 'POST';
+  /** Such as `/v1/services/:name/deploy`; `:x` matches one non-empty path segment. */
+  readonly path: string;
+  readonly scope: TokenScope | undefined;
+  handle(ctx: RouteContext): Promise<Reply>;
+}
+
+const ok = (json: unknown): Reply => ({ status: 200, json });
+/** 202: the rollout was started and proceeds; 200 when nothing had to change. */
+const accepted = (json: { readonly unchanged?: boolean }): Reply => ({
+  status: json.unchanged === true ? 200 : 202,
+  json,
+});
+
+/** Every route the server answers. */
+export const ROUTES: readonly Route[] = [
+  {
+    method: 'GET',
+    path: '/v1/health',
+    scope: undefined,
+    handle: async (ctx) => ok({ ok: true, version: ctx.version, pid: process.pid } satisfies HealthJson),
+  },
+  {
+    method: 'GET',
+    path: '/v1/status',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.status(parseQuery(ctx.query, SERVICE_QUERY).service)),
+  },
+  {
+    method: 'GET',
+    path: '/v1/services/:name/releases',
+    scope: 'read',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      return ok(await ctx.plane.releases(ctx.params.name!));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/instances',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.instances(parseQuery(ctx.query, SERVICE_QUERY).service)),
+  },
+  {
+    method: 'GET',
+    path: '/v1/instances/:id/logs',
+    scope: 'read',
+    handle: async (ctx) => ({
+      status: 200,
+      text: await ctx.plane.logs(ctx.params.id!, parseQuery(ctx.query, LOGS_QUERY).tail),
+    }),
+  },
+  {
+    method: 'POST',
+    path: '/v1/services/:name/deploy',
+    scope: 'deploy',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const request = parseBody(await ctx.body(), DEPLOY_REQUEST);
+      return accepted(await ctx.plane.deploy(ctx.params.name!, request, ctx.caller.name));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/services/:name/rollback',
+    scope: 'deploy',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const request = parseBody(await ctx.body(), ROLLBACK_REQUEST);
+      return accepted(await ctx.plane.rollback(ctx.params.name!, request, ctx.caller.name));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/rollouts/:id',
+    scope: 'read',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      return ok(await ctx.plane.rollout(ctx.params.id!));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/events',
+    scope: 'read',
+    handle: async (ctx) => {
+      const q = parseQuery(ctx.query, EVENTS_QUERY);
+      return ok(await ctx.plane.events(q.since ?? 0, q.service, q.limit));
+    },
+  },
+];
+
+/** A route matched against a request path, with its parameters. */
+export interface Match {
+  readonly route: Route;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/**
+ * The routes whose path matches `segments` (already split and decoded), whatever their method;
+ * the caller answers 404 when there are none and 405 when none has the request's method.
+ */
+export function matchPath(segments: readonly string[], routes: readonly Route[] = ROUTES): Match[] {
+  const out: Match[] = [];
+  for (const route of routes) {
+    const pattern = route.path.split('/').slice(1);
+    if (pattern.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    const same = pattern.every((p, i) => {
+      const s = segments[i]!;
+      if (!p.startsWith(':')) return p === s;
+      params[p.slice(1)] = s;
+      return s !== '';
+    });
+    if (same) out.push({ route, params });
+  }
+  return out;
+}

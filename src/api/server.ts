@@ -1,0 +1,169 @@
+/**
+ * The control plane's HTTP API on node:http: bearer tokens with scopes, the routes of
+ * {@link ROUTES}, JSON in and out, and kiln errors mapped to HTTP status in one place
+ * ({@link errorAnswer}). docs/api.md documents it.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ValidationError } from '../errors/index.js';
+import { authenticate, authorize, type Caller, type TokenVerifier } from './auth.js';
+import { errorAnswer, HttpError, readBody, sendJson, sendText } from './http.js';
+import { matchPath, type Reply } from './routes.js';
+import type { ControlPlane } from './types.js';
+
+/** The address the API listens on unless told otherwise: loopback only. */
+export const DEFAULT_API_HOST = '127.0.0.1';
+
+/** How long `close()` lets requests in flight finish before cutting their connections. */
+export const DEFAULT_CLOSE_GRACE_MS = 5_000;
+
+/** Options for {@link startApiServer}. */
+export interface ApiServerOptions {
+  /** What the routes call. */
+  readonly plane: ControlPlane;
+  /** Checks bearer tokens; the state store's `store.tokens` is one. */
+  readonly tokens: TokenVerifier;
+  /** kiln's version, answered by `GET /v1/health`. */
+  readonly version: string;
+  /** @default DEFAULT_API_HOST */
+  readonly host?: string;
+  /** 0 = any free port (see the result's `port`). @default 0 */
+  readonly port?: number;
+  /** Where failures of the server itself (500s) are reported. @default a line on stderr */
+  readonly log?: (line: string) => void;
+  /** @default DEFAULT_CLOSE_GRACE_MS */
+  readonly closeGraceMs?: number;
+}
+
+/** A running API server. */
+export interface ApiServer {
+  /** `http://HOST:PORT`, without a trailing slash. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, lets requests in flight finish (up to the grace period) and closes every connection. */
+  close(): Promise<void>;
+}
+
+const ANONYMOUS: Caller = { name: 'anonymous', scopes: [] };
+
+/**
+ * Starts the HTTP API and resolves once it listens.
+ *
+ * @example
+ * const store = openState('.kiln/state.db');
+ * const api = await startApiServer({ plane, tokens: store.tokens, version: kilnVersion() });
+ * console.log(api.url); // http://127.0.0.1:41234
+ * await api.close();
+ */
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const host = options.host ?? DEFAULT_API_HOST;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let closing = false;
+  const server = http.createServer((req, res) => {
+    // Once closing, every answer ends its connection so keep-alive clients let go.
+    if (closing) res.setHeader('connection', 'close');
+    serve(options, req, res).catch((err: unknown) => {
+      const answer = errorAnswer(err);
+      if (answer.internal) {
+        const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        log(`kiln api: ${req.method ?? '?'} ${pathOf(req.url)} failed: ${detail}`);
+      }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendJson(res, answer.status, answer.body, answer.headers);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close: () => {
+      closed ??= new Promise<void>((resolve, reject) => {
+        closing = true;
+        const timer = setTimeout(
+          () => server.closeAllConnections(),
+          options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS,
+        );
+        server.close((err) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+/** Answers one request: route, authenticate, authorize, handle. Throws what the caller maps to an error answer. */
+async function serve(
+  options: ApiServerOptions,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+  const matches = path.startsWith('/') ? matchPath(decodeSegments(path)) : [];
+  if (matches.length === 0) {
+    throw new HttpError(404, 'not-found', `no route ${method} ${path}: the routes are listed in docs/api.md`);
+  }
+  const match = matches.find((m) => m.route.method === method);
+  if (match === undefined) {
+    const allow = [...new Set(matches.map((m) => m.route.method))].join(', ');
+    throw new HttpError(405, 'method-not-allowed', `${path} answers ${allow}, not ${method}`, { allow });
+  }
+  const { route, params } = match;
+  let caller = ANONYMOUS;
+  if (route.scope !== undefined) {
+    caller = authenticate(req.headers.authorization, options.tokens);
+    authorize(caller, route.scope, `${method} ${route.path}`);
+  }
+  const reply: Reply = await route.handle({
+    plane: options.plane,
+    params,
+    query,
+    caller,
+    version: options.version,
+    body: () => readBody(req),
+  });
+  if ('text' in reply) sendText(res, reply.status, reply.text);
+  else sendJson(res, reply.status, reply.json);
+}
+
+function decodeSegments(path: string): string[] {
+  return path
+    .split('/')
+    .slice(1)
+    .map((segment) => {
+      try {
+        return decodeURIComponent(segment);
+      } catch {
+        throw new ValidationError('path', [
+          {
+            path: '',
+            message: `${JSON.stringify(segment)} is not a valid percent-encoded path segment`,
+            fix: 'encode names with encodeURIComponent',
+          },
+        ]);
+      }
+    });
+}
+
+function pathOf(url: string | undefined): string {
+  return (url ?? '/').split('?')[0]!;
+}

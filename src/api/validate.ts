@@ -1,0 +1,154 @@
+/**
+ * Validation of what a client sends: JSON bodies and query strings, by zod schemas. Every problem
+ * becomes a {@link ValidationError} issue naming the field and how to fix it, so a 400 says exactly
+ * what to change.
+ */
+import { z } from 'zod';
+import { ValidationError, type ValidationIssue } from '../errors/index.js';
+import { MAX_READ_LIMIT } from '../state/index.js';
+import type { DeployRequest, RollbackRequest } from './types.js';
+
+/** What each field of a body or query should be, keyed by field name. */
+type Fixes = Readonly<Record<string, string>>;
+
+/** One schema and the fix to suggest for each of its fields. */
+export interface Checked<T> {
+  readonly schema: z.ZodType<T>;
+  readonly fixes: Fixes;
+}
+
+const NAME_MAX = 512;
+const REASON_MAX = 1000;
+
+/** `POST /v1/services/:name/deploy`. */
+export const DEPLOY_REQUEST: Checked<DeployRequest> = {
+  schema: z.strictObject({
+    image: z.string().min(1).max(NAME_MAX).optional(),
+    strategy: z.enum(['rolling', 'bluegreen']).optional(),
+    reason: z.string().max(REASON_MAX).optional(),
+  }),
+  fixes: {
+    image: "give an image name in the server's store or a digest (sha256:…), as a string",
+    strategy: 'use "rolling" or "bluegreen", or leave it out to use the service\'s own',
+    reason: `give the reason as a string of at most ${REASON_MAX} characters`,
+  },
+};
+
+/** `POST /v1/services/:name/rollback`. */
+export const ROLLBACK_REQUEST: Checked<RollbackRequest> = {
+  schema: z.strictObject({
+    to: z
+      .string()
+      .regex(/^r[1-9][0-9]{0,8}$/, 'must be a release name')
+      .optional(),
+  }),
+  fixes: { to: 'name a release such as "r3", or leave it out to go back to the one before the current' },
+};
+
+const count = (what: string) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,9}$/, `${what} must be a whole number ≥ 0`)
+    .transform(Number);
+const service = z.string().min(1).max(NAME_MAX);
+const SERVICE_FIX = 'name one declared service, as ?service=web';
+
+/** Routes that take no query parameters refuse any, so a misspelt one is not silently ignored. */
+export const NO_QUERY: Checked<Record<string, never>> = { schema: z.strictObject({}), fixes: {} };
+
+/** `?service=` of `GET /v1/status` and `GET /v1/instances`. */
+export const SERVICE_QUERY: Checked<{ service?: string }> = {
+  schema: z.strictObject({ service: service.optional() }),
+  fixes: { service: SERVICE_FIX },
+};
+
+/** `?tail=` of `GET /v1/instances/:id/logs`. */
+export const LOGS_QUERY: Checked<{ tail?: number }> = {
+  schema: z.strictObject({ tail: count('tail').optional() }),
+  fixes: { tail: 'give the number of lines, as ?tail=100, or leave it out for all' },
+};
+
+/** `?since=&service=&limit=` of `GET /v1/events`. */
+export const EVENTS_QUERY: Checked<{ since?: number; service?: string; limit?: number }> = {
+  schema: z.strictObject({
+    since: count('since').optional(),
+    service: service.optional(),
+    limit: count('limit').pipe(z.number().min(1).max(MAX_READ_LIMIT)).optional(),
+  }),
+  fixes: {
+    since: 'give the last sequence number seen, as ?since=42 (0 for the start)',
+    service: SERVICE_FIX,
+    limit: `give a number from 1 to ${MAX_READ_LIMIT}`,
+  },
+};
+
+/** The query string checked against `checked`; a parameter given twice is refused. */
+export function parseQuery<T>(query: URLSearchParams, checked: Checked<T>): T {
+  const raw: Record<string, string> = {};
+  const issues: ValidationIssue[] = [];
+  for (const key of new Set(query.keys())) {
+    const values = query.getAll(key);
+    if (values.length > 1)
+      issues.push({ path: key, message: 'is given more than once', fix: 'give it once' });
+    raw[key] = values[0]!;
+  }
+  return check('query', raw, checked, issues);
+}
+
+/** The JSON body checked against `checked`; an empty body counts as `{}`. */
+export function parseBody<T>(body: Buffer, checked: Checked<T>): T {
+  let raw: unknown = {};
+  if (body.length > 0) {
+    try {
+      raw = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      throw new ValidationError('request body', [
+        {
+          path: '',
+          message: `is not JSON (${(err as Error).message})`,
+          fix: 'send a JSON object, such as {"reason": "fix the login page"}',
+        },
+      ]);
+    }
+  }
+  return check('request body', raw, checked, []);
+}
+
+function check<T>(what: string, raw: unknown, checked: Checked<T>, issues: ValidationIssue[]): T {
+  const parsed = checked.schema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) issues.push(...parsed.error.issues.map((i) => toIssue(i, checked.fixes)));
+  if (issues.length > 0 || !parsed.success) throw new ValidationError(what, issues);
+  return parsed.data;
+}
+
+function toIssue(issue: z.core.$ZodIssue, fixes: Fixes): ValidationIssue {
+  const known = Object.keys(fixes).join(', ');
+  if (issue.code === 'unrecognized_keys') {
+    return {
+      path: issue.path.join('.'),
+      message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`,
+      fix:
+        known === ''
+          ? 'remove it: none is taken here'
+          : `remove it or check its spelling; the fields are ${known}`,
+    };
+  }
+  const field = String(issue.path[0] ?? '');
+  if (field === '') {
+    return { path: '', message: 'must be a JSON object', fix: `send an object with some of ${known}` };
+  }
+  const message =
+    issue.code === 'invalid_type'
+      ? `must be a ${issue.expected}, not ${describe(issue.input)}`
+      : issue.code === 'invalid_value'
+        ? `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`
+        : issue.message;
+  const fix = fixes[field];
+  return { path: issue.path.join('.'), message, ...(fix === undefined ? {} : { fix }) };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`;
+}
