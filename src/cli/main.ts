@@ -7,11 +7,23 @@ import { imagesCommand } from './images.js';
 import { outdatedCommand } from './outdated.js';
 import { pushCommand } from './push.js';
 import { runCommand } from './run.js';
+import { serverCommand } from './server.js';
+import { upCommand } from './up.js';
+import {
+  deployCommand,
+  instancesCommand,
+  logsCommand,
+  releasesCommand,
+  rollbackCommand,
+  statusCommand,
+} from './fleet.js';
 
 /** The whole command tree; one file per verb. */
 export function program(): Command {
   const root = new Command('kiln')
-    .description('immutable infrastructure: bake reproducible, signed, minimal images from Debian packages')
+    .description(
+      'immutable infrastructure: bake reproducible, signed, minimal images from Debian packages, and release them only by replacement',
+    )
     .version(kilnVersion(), '-V, --version')
     .option('-c, --config <file>', 'config file (default: kiln.config.ts, kiln.config.js or kiln.yaml here)')
     .showHelpAfterError()
@@ -23,6 +35,14 @@ export function program(): Command {
     pushCommand(),
     outdatedCommand(),
     doctorCommand(),
+    upCommand(),
+    serverCommand(),
+    deployCommand(),
+    rollbackCommand(),
+    releasesCommand(),
+    statusCommand(),
+    instancesCommand(),
+    logsCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
   }
