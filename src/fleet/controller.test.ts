@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DIGEST_A, DIGEST_B, Harness } from './testkit.js';
 
@@ -139,6 +140,19 @@ describe('FleetController', () => {
     await h.until(() => h.phase(rollout.id) === 'succeeded', 'the resumed rollout', 10_000);
     await h.until(() => h.live('web').length === 3 && h.host.ids().length === 3, 'exactly three');
     expect(h.live('web').every((i) => i.release === 2)).toBe(true);
+  });
+
+  it('skips a port another program listens on', async () => {
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(20000, '127.0.0.1', resolve));
+    try {
+      await firstRelease();
+      const ports = h.router.route('web')!.backends.map((b) => b.port);
+      expect(ports).toHaveLength(3);
+      expect(ports).not.toContain(20000);
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 
   it('stops an instance no record claims', async () => {

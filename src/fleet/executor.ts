@@ -4,6 +4,7 @@
  * exited and orphaned ones). Every instance is recorded before it is started, so a crash between
  * the two leaves a record the next resync resolves, never an instance nobody knows.
  */
+import net from 'node:net';
 import { isTerminalPhase, setCondition, ConditionReason, ConditionType } from '../state/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
 import type { Digest } from '../oci/index.js';
@@ -39,6 +40,8 @@ export class Executor {
   readonly #routes = new Map<string, string>();
   readonly #stops = new Set<Promise<void>>();
   readonly #backoff = new Map<string, { until: number; delayMs: number }>();
+  /** Ports found taken by other programs, until when to skip them. */
+  readonly #busyPorts = new Map<number, number>();
 
   constructor(options: ExecutorOptions) {
     this.#o = options;
@@ -143,7 +146,8 @@ export class Executor {
     const { store, driver, tracker } = this.#o;
     const rel = store.releases.get(service, release as `r${number}`);
     const spec = releaseSpec(rel);
-    const record = store.instances.create({ service, release: rel.number, portRange: this.#o.portRange });
+    const record = await this.#record(service, rel.number);
+    if (!record) return;
     const t = tracker.track(record, spec.service.health);
     const port = record.port!;
     try {
@@ -193,6 +197,37 @@ export class Executor {
       await driver.stop(record.id).catch(() => {});
       void t;
     }
+  }
+
+  /**
+   * Records a new instance holding a port no live instance holds and nothing else on the host
+   * listens on: a port some other program took is skipped (for a minute), not retried forever.
+   */
+  async #record(service: string, release: number) {
+    const { store } = this.#o;
+    const now = this.#o.clock();
+    for (const [port, until] of this.#busyPorts) if (until <= now) this.#busyPorts.delete(port);
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const port = this.#freePort();
+      if (port === undefined) break;
+      const record = store.instances.create({ service, release, port });
+      if (await portIsFree(this.#o.host, port)) return record;
+      this.#busyPorts.set(port, now + 60_000);
+      store.instances.update(record.id, { state: 'stopped' });
+      this.#o.log(`port ${port} is taken by another program; skipping it for a minute`);
+    }
+    this.#o.log(`${service}: no free port in ${this.#o.portRange.from}-${this.#o.portRange.to}`);
+    this.#delay(service);
+    return undefined;
+  }
+
+  /** The lowest port of the range that no live instance record holds and is not known busy. */
+  #freePort(): number | undefined {
+    const held = new Set(this.#o.store.instances.list().map((i) => i.port));
+    for (let port = this.#o.portRange.from; port <= this.#o.portRange.to; port++) {
+      if (!held.has(port) && !this.#busyPorts.has(port)) return port;
+    }
+    return undefined;
   }
 
   /** Marks `t` stopping and stops it in the background: drain (if asked), stop, record, untrack. */
@@ -326,4 +361,13 @@ export class Executor {
     });
     this.#o.log(`${a.service}: rollout ${a.id} ${phase}: ${message}`);
   }
+}
+
+/** True when nothing listens on `host:port` (a listener can be opened there). */
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
 }
