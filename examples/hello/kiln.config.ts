@@ -1,4 +1,4 @@
-import { defineImage, defineStack } from 'kiln';
+import { defineImage, defineService, defineStack } from 'kiln';
 
 /**
  * The quick start's stack: a small Node.js base image, an app baked on top of it as an npm
@@ -33,4 +33,15 @@ const busybox = defineImage({
   cmd: ['echo', 'hello from a kiln image'],
 });
 
-export default defineStack({ images: [nodeBase, hello, busybox] });
+/** Three instances of the app behind the router on 127.0.0.1:8080, replaced one by one on deploy. */
+const web = defineService({
+  name: 'hello',
+  image: 'hello',
+  replicas: 3,
+  port: 8080,
+  health: { http: '/healthz', interval: '1s', timeout: '500ms', threshold: 3 },
+  resources: { memory: '128Mi', cpus: 0.5 },
+  strategy: { type: 'rolling', maxSurge: 1, maxUnavailable: 0 },
+});
+
+export default defineStack({ images: [nodeBase, hello, busybox], services: [web] });
