@@ -6,7 +6,7 @@
  * by the driver starts a pass at once, so a killed instance is replaced within milliseconds.
  */
 import { KilnError } from '../errors/index.js';
-import type { RuntimeDriver } from '../runtime/index.js';
+import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
 import type { TrafficRouter } from '../traffic/index.js';
 import { desiredOf, viewOf } from './desired.js';
@@ -67,7 +67,7 @@ export class FleetController {
   #again = false;
   #closed = false;
   #unsubscribe: (() => void) | undefined;
-  readonly #exited = new Set<string>();
+  readonly #exited = new Map<string, InstanceStatus>();
   readonly #idle = new Set<() => void>();
 
   constructor(options: ControllerOptions) {
@@ -106,7 +106,7 @@ export class FleetController {
   /** Adopts the instances and routes there are, then reconciles continuously. */
   async start(): Promise<void> {
     this.#unsubscribe = this.#options.driver.onExit((status) => {
-      this.#exited.add(status.id);
+      this.#exited.set(status.id, status);
       this.kick();
     });
     await this.pass();
@@ -164,7 +164,6 @@ export class FleetController {
   }
 
   async #pass(): Promise<void> {
-    const started = this.#clock();
     try {
       const now = this.#clock();
       if (now - this.#lastResync >= (this.#options.resyncMs ?? DEFAULT_RESYNC_MS)) {
@@ -186,7 +185,6 @@ export class FleetController {
         this.#again = false;
         this.#schedule(wait);
       }
-      void started;
     }
   }
 
@@ -195,8 +193,8 @@ export class FleetController {
     this.#timer = setTimeout(() => void this.pass(), ms);
   }
 
-  #takeExited(): string[] {
-    const ids = [...this.#exited];
+  #takeExited(): InstanceStatus[] {
+    const ids = [...this.#exited.values()];
     this.#exited.clear();
     return ids;
   }

@@ -40,6 +40,8 @@ export class Executor {
   readonly #routes = new Map<string, string>();
   readonly #stops = new Set<Promise<void>>();
   readonly #backoff = new Map<string, { until: number; delayMs: number }>();
+  /** Exited instances whose remains are being removed. */
+  readonly #cleaning = new Set<string>();
   /** Ports found taken by other programs, until when to skip them. */
   readonly #busyPorts = new Map<number, number>();
 
@@ -79,7 +81,11 @@ export class Executor {
       }
     }
     for (const status of statuses.values()) {
-      if (recorded.has(status.id) || tracker.get(status.id)) continue;
+      if (recorded.has(status.id) || tracker.get(status.id) || this.#cleaning.has(status.id)) continue;
+      if (status.state === 'exited') {
+        await driver.stop(status.id, { graceMs: 0 }).catch(() => {});
+        continue;
+      }
       this.#o.log(`stopping ${status.id}: no record claims it (an orphan)`);
       store.events.append({
         kind: 'instance.orphan',
@@ -95,12 +101,12 @@ export class Executor {
     }
   }
 
-  /** Removes instances whose process exited (reported by the driver) and records why. */
-  async reapExited(ids: readonly string[]): Promise<void> {
-    for (const id of ids) {
-      const t = this.#o.tracker.get(id);
+  /** Removes instances whose process exited (as the driver reported them) and records why. */
+  async reapExited(exits: readonly InstanceStatus[]): Promise<void> {
+    for (const status of exits) {
+      const t = this.#o.tracker.get(status.id);
       if (!t || t.stopping) continue;
-      await this.#finalise(id, await this.#o.driver.inspect(id).catch(() => undefined), 'exited');
+      await this.#finalise(status.id, status, 'exited');
     }
   }
 
@@ -270,7 +276,16 @@ export class Executor {
     if (t) tracker.apply(t, { type: 'exited' });
     if (t && !t.everHealthy) this.#delay(t.service);
     else if (t) this.#backoff.delete(t.service);
-    await driver.stop(id, { graceMs: 0 }).catch(() => {});
+    // What is left of the container is removed in the background: the replacement need not wait.
+    this.#cleaning.add(id);
+    const cleanup = driver
+      .stop(id, { graceMs: 0 })
+      .catch(() => {})
+      .finally(() => {
+        this.#cleaning.delete(id);
+        this.#stops.delete(cleanup);
+      });
+    this.#stops.add(cleanup);
     const record = store.instances.find(id);
     if (record && record.state !== 'stopped') {
       store.instances.update(id, { state: 'stopped' });
