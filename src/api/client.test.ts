@@ -72,6 +72,18 @@ describe('ApiClient', () => {
     expect(await api.logs('web-1', 1)).toBe('two\n');
     expect(await api.logs('web-1')).toBe('one\ntwo\n');
     expect((await api.events(0, 'web', 5)).map((e) => e.seq)).toEqual([1]);
+    const counters = {
+      backendId: 'web-1',
+      requests: 3,
+      responses: { '1xx': 0, '2xx': 2, '3xx': 0, '4xx': 0, '5xx': 1 },
+      errors: 0,
+      retries: 0,
+      inFlight: 0,
+      latencyMs: { buckets: [{ le: 5, count: 3 }], sum: 4.5, count: 3 },
+    };
+    plane.metricsLog.push({ service: 'web', ...counters }, { service: 'api', ...counters });
+    expect(await api.metrics('web')).toEqual([{ service: 'web', ...counters }]);
+    expect(await api.metrics()).toHaveLength(2);
     expect(plane.calls.map((c) => [c.method, ...c.args])).toEqual([
       ['deploy', 'web', { reason: 'first' }, 'alice'],
       ['deploy', 'web', { image: `sha256:${'f'.repeat(64)}`, strategy: 'bluegreen' }, 'alice'],
@@ -83,6 +95,8 @@ describe('ApiClient', () => {
       ['logs', 'web-1', 1],
       ['logs', 'web-1'],
       ['events', 0, 'web', 5],
+      ['metrics', 'web'],
+      ['metrics'],
     ]);
   });
 

@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from '../errors/index.js';
 import type {
+  BackendMetricsJson,
   ApiErrorJson,
   DeployRequest,
   DeployResultJson,
@@ -115,6 +116,11 @@ export class ApiClient {
   /** One rollout. */
   rollout(id: string): Promise<RolloutJson> {
     return this.json('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  /** The router's per-instance counters (requests, status classes, errors, latency), of one service or all. */
+  metrics(service?: string): Promise<BackendMetricsJson[]> {
+    return this.json('GET', '/v1/metrics', { query: { service } });
   }
 
   /** Events after sequence number `since`, oldest first. */

@@ -5,6 +5,7 @@
  */
 import { NotFoundError, ValidationError } from '../errors/index.js';
 import type {
+  BackendMetricsJson,
   ControlPlane,
   DeployRequest,
   DeployResultJson,
@@ -156,6 +157,14 @@ export class FakeControlPlane implements ControlPlane {
     const next = { ...stored, ...step };
     this.rolloutLog.set(id, next);
     return next;
+  }
+
+  /** Counters the test sets in `metricsLog`. */
+  readonly metricsLog: BackendMetricsJson[] = [];
+
+  async metrics(service?: string): Promise<BackendMetricsJson[]> {
+    this.record('metrics', service);
+    return this.metricsLog.filter((m) => service === undefined || m.service === service);
   }
 
   async events(since: number, service?: string, limit?: number): Promise<EventJson[]> {

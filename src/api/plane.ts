@@ -24,6 +24,7 @@ import {
   type StateStore,
 } from '../state/index.js';
 import type {
+  BackendMetricsJson,
   ControlPlane,
   DeployRequest,
   DeployResultJson,
@@ -114,6 +115,12 @@ export class FleetPlane implements ControlPlane {
 
   async rollout(id: string): Promise<RolloutJson> {
     return rolloutJson(this.#o.store.rollouts.get(id));
+  }
+
+  async metrics(service?: string): Promise<BackendMetricsJson[]> {
+    if (service !== undefined && !this.#o.store.services.find(service)) throw this.#unknown(service);
+    const all = await this.#o.controller.metrics();
+    return all.filter((m) => service === undefined || m.service === service);
   }
 
   async events(since: number, service?: string, limit?: number): Promise<EventJson[]> {

@@ -117,6 +117,12 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: 'GET',
+    path: '/v1/metrics',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.metrics(parseQuery(ctx.query, SERVICE_QUERY).service)),
+  },
+  {
+    method: 'GET',
     path: '/v1/events',
     scope: 'read',
     handle: async (ctx) => {

@@ -101,6 +101,36 @@ export interface EventJson {
   readonly message: string;
 }
 
+/**
+ * `GET /v1/metrics`: the router's counters for each backend (instance) since it began serving it,
+ * sorted by service then instance. The same figures the router serves as Prometheus text.
+ */
+export interface BackendMetricsJson {
+  readonly service: string;
+  /** The instance id. */
+  readonly backendId: string;
+  /** Requests sent to this instance, retries included. */
+  readonly requests: number;
+  readonly responses: {
+    readonly '1xx': number;
+    readonly '2xx': number;
+    readonly '3xx': number;
+    readonly '4xx': number;
+    readonly '5xx': number;
+  };
+  /** Connection or proxy failures on this instance. */
+  readonly errors: number;
+  /** Failed attempts retried on another instance, unseen by the client. */
+  readonly retries: number;
+  readonly inFlight: number;
+  /** Cumulative latency buckets (`le` in ms), their sum and count. */
+  readonly latencyMs: {
+    readonly buckets: readonly { readonly le: number; readonly count: number }[];
+    readonly sum: number;
+    readonly count: number;
+  };
+}
+
 /** `POST /v1/services/:name/deploy`. */
 export interface DeployRequest {
   /** An image name in the server's store or a digest; default: the service's `image`. */
@@ -150,6 +180,8 @@ export interface ControlPlane {
   rollout(id: string): Promise<RolloutJson>;
   /** Events after sequence number `since`, oldest first, at most `limit`. */
   events(since: number, service?: string, limit?: number): Promise<EventJson[]>;
+  /** The router's per-instance counters, of one service or all. */
+  metrics(service?: string): Promise<BackendMetricsJson[]>;
 }
 
 /** A validation problem in an error answer: the field, what is wrong, and how to fix it. */

@@ -8,7 +8,7 @@
 import { KilnError } from '../errors/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
-import type { TrafficRouter } from '../traffic/index.js';
+import type { BackendMetrics, TrafficRouter } from '../traffic/index.js';
 import { desiredOf, viewOf } from './desired.js';
 import { Executor } from './executor.js';
 import type { ImageCatalog } from './images.js';
@@ -101,6 +101,11 @@ export class FleetController {
   /** The state store the controller reads and writes. */
   get store(): StateStore {
     return this.#options.store;
+  }
+
+  /** The router's per-backend counters, for `kiln status`, the API and (later) the canary judge. */
+  metrics(): Promise<BackendMetrics[]> {
+    return this.#options.router.metrics();
   }
 
   /** Adopts the instances and routes there are, then reconciles continuously. */
