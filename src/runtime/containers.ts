@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open, readFile, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { execa } from 'execa';
 
@@ -84,9 +85,20 @@ export async function runDetached(
   return pid;
 }
 
-/** Every container on the runtime's root, by id. */
+/** How often `list` is tried before its failure is reported, and the first pause between tries. */
+const LIST_ATTEMPTS = 5;
+const LIST_RETRY_MS = 20;
+
+/**
+ * Every container on the runtime's root, by id. `list` fails when a container is deleted while it
+ * reads the root (its state file vanishes under it), so a failure is tried again a few times.
+ */
 export async function containerStates(runtime: ContainerRuntime): Promise<Map<string, ContainerState>> {
-  const result = await control(runtime.info, runtime.root, ['list', '--format', 'json']);
+  let result = await control(runtime.info, runtime.root, ['list', '--format', 'json']);
+  for (let attempt = 1; result.exitCode !== 0 && attempt < LIST_ATTEMPTS; attempt++) {
+    await sleep(LIST_RETRY_MS * attempt);
+    result = await control(runtime.info, runtime.root, ['list', '--format', 'json']);
+  }
   if (result.exitCode !== 0) {
     throw new KilnError(
       'runtime',

@@ -3,17 +3,26 @@ import path from 'node:path';
 import { digestHex, unpackLayers, type Digest, type ImageConfig, type OciStore } from '../oci/index.js';
 import type { RunOnceOptions } from './oci-runtime.js';
 
+/** Unpacks in progress in this process, by destination: concurrent callers share one. */
+const unpacking = new Map<string, Promise<string>>();
+
 /**
  * Unpacks an image's layers once per digest into `<rootfsDir>/<hex>` and returns that path. Every
  * instance of the image shares it read-only. The unpack goes to a temporary directory renamed into
- * place, so a crash never leaves a half-unpacked root that later runs would trust.
+ * place, so a crash never leaves a half-unpacked root that later runs would trust. Calls made while
+ * an unpack of the same digest runs wait for it rather than unpacking again (a fleet of 100
+ * starting at once reads the layers once, not 100 times).
  */
-export async function ensureRootfs(
-  store: OciStore,
-  manifestDigest: Digest,
-  rootfsDir: string,
-): Promise<string> {
+export function ensureRootfs(store: OciStore, manifestDigest: Digest, rootfsDir: string): Promise<string> {
   const dest = path.join(rootfsDir, digestHex(manifestDigest));
+  const running = unpacking.get(dest);
+  if (running) return running;
+  const work = unpackOnce(store, manifestDigest, dest).finally(() => unpacking.delete(dest));
+  unpacking.set(dest, work);
+  return work;
+}
+
+async function unpackOnce(store: OciStore, manifestDigest: Digest, dest: string): Promise<string> {
   if (
     await stat(dest)
       .then((s) => s.isDirectory())

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +70,24 @@ describe.each(['runc', 'crun'] as const)('a baked busybox image under %s', (runt
     expect(r).toMatchObject({ exitCode: 0, stdout: 'hello from kiln\n' });
     const told = await imageRun('busybox', runtime, ['echo', `told ${runtime}`]);
     expect(told.stdout).toBe(`told ${runtime}\n`);
+  });
+});
+
+describe('ensureRootfs', () => {
+  it('unpacks an image once when many instances ask for it at the same time', async () => {
+    const store = await p.store();
+    const desc = (await store.resolve('busybox'))!;
+    let reads = 0;
+    const getManifest = store.getManifest.bind(store);
+    store.getManifest = (digest) => {
+      reads++;
+      return getManifest(digest);
+    };
+    const dir = path.join(p.home, 'rootfs-concurrent');
+    const roots = await Promise.all(Array.from({ length: 20 }, () => ensureRootfs(store, desc.digest, dir)));
+    expect(new Set(roots).size).toBe(1);
+    expect(reads).toBe(1);
+    expect(existsSync(path.join(roots[0]!, 'bin', 'busybox'))).toBe(true);
   });
 });
 
