@@ -143,15 +143,27 @@ describe('FleetController', () => {
   });
 
   it('skips a port another program listens on', async () => {
-    const squatter = net.createServer();
-    await new Promise<void>((resolve) => squatter.listen(20000, '127.0.0.1', resolve));
+    const squatter = await squat(20000, 20000);
     try {
       await firstRelease();
       const ports = h.router.route('web')!.backends.map((b) => b.port);
       expect(ports).toHaveLength(3);
       expect(ports).not.toContain(20000);
     } finally {
-      await new Promise((resolve) => squatter.close(resolve));
+      await squatter.close();
+    }
+  });
+
+  it('skips a long run of ports other programs listen on, without backing off', async () => {
+    // Such as another project's fleet of a hundred instances on the same host.
+    const squatter = await squat(20000, 20099);
+    try {
+      await firstRelease();
+      const ports = h.router.route('web')!.backends.map((b) => b.port);
+      expect(ports).toHaveLength(3);
+      expect(ports.every((p) => p > 20099)).toBe(true);
+    } finally {
+      await squatter.close();
     }
   });
 
@@ -200,3 +212,25 @@ describe('FleetController', () => {
     expect(serving(h.router.route('web'))).toHaveLength(1);
   });
 });
+
+/**
+ * Listens on 127.0.0.1 ports `from`..`to`. A port something else already holds (another test's
+ * instance) is busy all the same, so a failed listen is fine.
+ */
+async function squat(from: number, to: number): Promise<{ close(): Promise<void> }> {
+  const servers = await Promise.all(
+    Array.from({ length: to - from + 1 }, async (_, i) => {
+      const server = net.createServer();
+      const listening = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(from + i, '127.0.0.1', () => resolve(true));
+      });
+      return listening ? server : undefined;
+    }),
+  );
+  return {
+    close: async () => {
+      await Promise.all(servers.map((s) => s && new Promise((resolve) => s.close(resolve))));
+    },
+  };
+}

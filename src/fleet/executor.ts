@@ -44,6 +44,8 @@ export class Executor {
   readonly #cleaning = new Set<string>();
   /** Ports found taken by other programs, until when to skip them. */
   readonly #busyPorts = new Map<number, number>();
+  /** Ports being checked for a start whose record is not written yet. */
+  readonly #picking = new Set<number>();
 
   constructor(options: ExecutorOptions) {
     this.#o = options;
@@ -71,6 +73,15 @@ export class Executor {
         const spec = releaseSpec(store.releases.get(record.service, record.release)).service;
         const t = tracker.track(record, spec.health);
         this.#o.log(`adopted ${t.id} (${t.service} ${t.release}, ${t.state.phase})`);
+        // An instance whose start was in flight when the last control plane died has no
+        // `instance.started`; this is where the log learns it runs.
+        store.events.append({
+          kind: 'instance.adopted',
+          service: t.service,
+          subject: t.id,
+          reason: 'adopted',
+          message: `${t.id} (${t.release}, ${t.state.phase}) was running and is adopted by this control plane`,
+        });
         if (t.state.phase === 'draining' || t.state.phase === 'tainted' || t.state.phase === 'unhealthy') {
           this.#stop(
             t,
@@ -207,20 +218,34 @@ export class Executor {
 
   /**
    * Records a new instance holding a port no live instance holds and nothing else on the host
-   * listens on: a port some other program took is skipped (for a minute), not retried forever.
+   * listens on. A port some other program holds is skipped (and remembered for a minute); the
+   * scan goes on through the whole range, so a block of busy ports, such as another project's
+   * fleet on this host, costs one bind check each, never a backoff.
    */
   async #record(service: string, release: number) {
     const { store } = this.#o;
     const now = this.#o.clock();
     for (const [port, until] of this.#busyPorts) if (until <= now) this.#busyPorts.delete(port);
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const port = this.#freePort();
-      if (port === undefined) break;
-      const record = store.instances.create({ service, release, port });
-      if (await portIsFree(this.#o.host, port)) return record;
-      this.#busyPorts.set(port, now + 60_000);
-      store.instances.update(record.id, { state: 'stopped' });
-      this.#o.log(`port ${port} is taken by another program; skipping it for a minute`);
+    const skipped: number[] = [];
+    try {
+      for (let port = this.#freePort(); port !== undefined; port = this.#freePort()) {
+        // Held while it is checked, so a start running alongside picks another port.
+        this.#picking.add(port);
+        try {
+          if (await portIsFree(this.#o.host, port)) return store.instances.create({ service, release, port });
+        } finally {
+          this.#picking.delete(port);
+        }
+        this.#busyPorts.set(port, now + 60_000);
+        skipped.push(port);
+      }
+    } finally {
+      if (skipped.length > 0) {
+        this.#o.log(
+          `${service}: skipping ${skipped.length} port(s) other programs listen on ` +
+            `(${skipped[0]}${skipped.length > 1 ? `–${skipped.at(-1)}` : ''}) for a minute`,
+        );
+      }
     }
     this.#o.log(`${service}: no free port in ${this.#o.portRange.from}-${this.#o.portRange.to}`);
     this.#delay(service);
@@ -231,7 +256,7 @@ export class Executor {
   #freePort(): number | undefined {
     const held = new Set(this.#o.store.instances.list().map((i) => i.port));
     for (let port = this.#o.portRange.from; port <= this.#o.portRange.to; port++) {
-      if (!held.has(port) && !this.#busyPorts.has(port)) return port;
+      if (!held.has(port) && !this.#busyPorts.has(port) && !this.#picking.has(port)) return port;
     }
     return undefined;
   }
