@@ -4,7 +4,6 @@
  * exited and orphaned ones). Every instance is recorded before it is started, so a crash between
  * the two leaves a record the next resync resolves, never an instance nobody knows.
  */
-import net from 'node:net';
 import { isTerminalPhase, setCondition, ConditionReason, ConditionType } from '../state/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
 import type { Digest } from '../oci/index.js';
@@ -12,6 +11,7 @@ import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { Backend, TrafficRouter } from '../traffic/index.js';
 import { releaseSpec } from './desired.js';
 import type { ImageCatalog } from './images.js';
+import { PortPicker } from './ports.js';
 import type { InstanceTracker, Tracked } from './tracker.js';
 import type { Action, DesiredService, StopReason } from './types.js';
 
@@ -42,13 +42,16 @@ export class Executor {
   readonly #backoff = new Map<string, { until: number; delayMs: number }>();
   /** Exited instances whose remains are being removed. */
   readonly #cleaning = new Set<string>();
-  /** Ports found taken by other programs, until when to skip them. */
-  readonly #busyPorts = new Map<number, number>();
-  /** Ports being checked for a start whose record is not written yet. */
-  readonly #picking = new Set<number>();
+  readonly #ports: PortPicker;
 
   constructor(options: ExecutorOptions) {
     this.#o = options;
+    this.#ports = new PortPicker({
+      range: options.portRange,
+      host: options.host,
+      clock: options.clock,
+      held: () => options.store.instances.list().map((i) => i.port),
+    });
   }
 
   /**
@@ -216,48 +219,20 @@ export class Executor {
     }
   }
 
-  /**
-   * Records a new instance holding a port no live instance holds and nothing else on the host
-   * listens on. A port some other program holds is skipped (and remembered for a minute); the
-   * scan goes on through the whole range, so a block of busy ports, such as another project's
-   * fleet on this host, costs one bind check each, never a backoff.
-   */
+  /** Records a new instance on a free port ({@link PortPicker}); none free: the service backs off. */
   async #record(service: string, release: number) {
-    const { store } = this.#o;
-    const now = this.#o.clock();
-    for (const [port, until] of this.#busyPorts) if (until <= now) this.#busyPorts.delete(port);
-    const skipped: number[] = [];
-    try {
-      for (let port = this.#freePort(); port !== undefined; port = this.#freePort()) {
-        // Held while it is checked, so a start running alongside picks another port.
-        this.#picking.add(port);
-        try {
-          if (await portIsFree(this.#o.host, port)) return store.instances.create({ service, release, port });
-        } finally {
-          this.#picking.delete(port);
-        }
-        this.#busyPorts.set(port, now + 60_000);
-        skipped.push(port);
-      }
-    } finally {
-      if (skipped.length > 0) {
-        this.#o.log(
-          `${service}: skipping ${skipped.length} port(s) other programs listen on ` +
-            `(${skipped[0]}${skipped.length > 1 ? `–${skipped.at(-1)}` : ''}) for a minute`,
-        );
-      }
+    const { value, skipped } = await this.#ports.pick((port) =>
+      this.#o.store.instances.create({ service, release, port }),
+    );
+    if (skipped.length > 0) {
+      this.#o.log(
+        `${service}: skipping ${skipped.length} port(s) other programs listen on ` +
+          `(${skipped[0]}${skipped.length > 1 ? `–${skipped.at(-1)}` : ''}) for a minute`,
+      );
     }
+    if (value) return value;
     this.#o.log(`${service}: no free port in ${this.#o.portRange.from}-${this.#o.portRange.to}`);
     this.#delay(service);
-    return undefined;
-  }
-
-  /** The lowest port of the range that no live instance record holds and is not known busy. */
-  #freePort(): number | undefined {
-    const held = new Set(this.#o.store.instances.list().map((i) => i.port));
-    for (let port = this.#o.portRange.from; port <= this.#o.portRange.to; port++) {
-      if (!held.has(port) && !this.#busyPorts.has(port) && !this.#picking.has(port)) return port;
-    }
     return undefined;
   }
 
@@ -401,13 +376,4 @@ export class Executor {
     });
     this.#o.log(`${a.service}: rollout ${a.id} ${phase}: ${message}`);
   }
-}
-
-/** True when nothing listens on `host:port` (a listener can be opened there). */
-function portIsFree(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
 }
