@@ -17,7 +17,7 @@ import {
   ValidationError,
   wrap,
 } from '../errors/index.js';
-import { writeFileAtomic, type Digest } from '../oci/index.js';
+import { writeFileAtomic } from '../oci/index.js';
 import { type CgroupHost, inspectCgroups } from './cgroups.js';
 import {
   containerState,
@@ -58,29 +58,10 @@ import {
   type InstanceRecord,
 } from './instance-store.js';
 import { assertRootForLocalRuntime, ownHardNofileLimit, runtimeStateDir } from './oci-runtime.js';
+import { DEFAULT_INSTANCE_RUNTIME_ROOT, type LocalRuntimeDriverOptions } from './local-options.js';
 import { DEFAULT_NOFILE_LIMIT } from './spec.js';
 
-/** Parent of the runtimes' state roots for instances, apart from one-off runs (`/run/kiln/runtime`). */
-export const DEFAULT_INSTANCE_RUNTIME_ROOT = '/run/kiln/instances';
-
-/** Options of {@link LocalRuntimeDriver}. */
-export interface LocalRuntimeDriverOptions {
-  /** Where instance bundles live, one directory per instance id (such as `.kiln/instances`). */
-  readonly stateDir: string;
-  /** The shared, read-only, already unpacked root of an image, such as `ensureRootfs`. */
-  readonly rootfs: (digest: Digest) => Promise<string>;
-  /** @default the first installed of RUNTIME_NAMES */
-  readonly runtime?: RuntimeName;
-  /**
-   * Where each instance's output goes, as `<logDir>/<id>.log`, kept after the instance is stopped.
-   * @default the instance's own directory (`<stateDir>/<id>/output.log`), removed with it
-   */
-  readonly logDir?: string;
-  /** Parent of the runtimes' `--root` directories. @default DEFAULT_INSTANCE_RUNTIME_ROOT */
-  readonly runtimeRoot?: string;
-  /** How often running instances are checked for an exit. @default DEFAULT_EXIT_POLL_INTERVAL_MS */
-  readonly exitPollIntervalMs?: number;
-}
+export { DEFAULT_INSTANCE_RUNTIME_ROOT, type LocalRuntimeDriverOptions } from './local-options.js';
 
 interface Context {
   readonly runtime: ContainerRuntime;
@@ -107,7 +88,7 @@ export class LocalRuntimeDriver implements RuntimeDriver {
   readonly #stops = new Map<string, Promise<void>>();
   readonly #listeners = new Set<(status: InstanceStatus) => void>();
   readonly #runtimes = new Map<RuntimeName, Promise<ContainerRuntime>>();
-  readonly #ready: Promise<Context>;
+  #setup: Promise<Context>;
   #closed = false;
 
   constructor(options: LocalRuntimeDriverOptions) {
@@ -117,9 +98,24 @@ export class LocalRuntimeDriver implements RuntimeDriver {
       (record, exitCode) => this.#report(record, exitCode),
       options.exitPollIntervalMs,
     );
-    this.#ready = this.#init();
+    this.#setup = this.#init();
     // The first call reports a failed set-up; until then it must not be an unhandled rejection.
-    this.#ready.catch(() => undefined);
+    this.#setup.catch(() => undefined);
+  }
+
+  /**
+   * The set-up, begun by the constructor. A set-up that failed (the runtime did not answer for a
+   * moment) is begun again by the next call, so one bad moment does not break the driver for good.
+   */
+  get #ready(): Promise<Context> {
+    const setup = this.#setup;
+    return setup.catch(() => {
+      if (this.#setup === setup) {
+        this.#setup = this.#init();
+        this.#setup.catch(() => undefined);
+      }
+      return this.#setup;
+    });
   }
 
   /** @inheritdoc */
