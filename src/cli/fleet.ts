@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import type { ApiClient, DeployResultJson } from '../api/index.js';
 import { printJson } from './common.js';
+import { bakeBeforeDeploy } from './deploy-bake.js';
 import { ExitCode } from './exit.js';
 import {
   clientFor,
@@ -87,15 +88,22 @@ export function deployCommand(): Command {
             'bluegreen',
           ]),
         )
-        .option('--reason <text>', 'recorded with the release'),
+        .option('--reason <text>', 'recorded with the release')
+        .option('--no-bake', "deploy the store's image as it is; do not bake the project's image first"),
     ),
   ).action(
     async (
       service: string,
-      opts: WaitFlags & { image?: string; strategy?: 'rolling' | 'bluegreen'; reason?: string },
+      opts: WaitFlags & {
+        image?: string;
+        strategy?: 'rolling' | 'bluegreen';
+        reason?: string;
+        bake: boolean;
+      },
       cmd: Command,
     ) => {
       const timeoutMs = parseTimeout('--timeout', opts.timeout);
+      if (opts.bake) await bakeBeforeDeploy(cmd, service, opts);
       const api = await clientFor(cmd, opts);
       const result = await api.deploy(service, {
         ...(opts.image === undefined ? {} : { image: opts.image }),

@@ -1,0 +1,31 @@
+/**
+ * `kiln deploy` bakes the service's image first when it is one of the project's images and the
+ * server is this project's own (it shares the project's store): editing the app or the config and
+ * running `kiln deploy web` then releases the change, with nothing stale deployed by mistake.
+ */
+import type { Command } from 'commander';
+import { SERVER_ENV } from '../api/index.js';
+import { bake } from '../bake/index.js';
+import { aptRootFromEnv, loadFromOptions } from './common.js';
+
+/** Bakes what `service` (or `--image`) needs, when that is this project's image; else does nothing. */
+export async function bakeBeforeDeploy(
+  cmd: Command,
+  service: string,
+  opts: { readonly image?: string; readonly server?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  // A server named by flag or environment may be another machine's, with its own store.
+  if (opts.server !== undefined || env[SERVER_ENV]) return;
+  const config = await loadFromOptions(cmd).catch(() => undefined);
+  if (!config) return;
+  const image = opts.image ?? config.stack.services.find((s) => s.name === service)?.image;
+  if (image === undefined || !config.stack.images.some((i) => i.name === image)) return;
+  const [baked] = await bake({
+    config,
+    names: [image],
+    log: (line) => process.stderr.write(`${line}\n`),
+    ...aptRootFromEnv(),
+  });
+  if (baked && !baked.upToDate) process.stderr.write(`image ${image}: baked ${baked.digest.slice(0, 19)}\n`);
+}
