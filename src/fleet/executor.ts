@@ -132,6 +132,9 @@ export class Executor {
       const t = this.#o.tracker.get(a.id);
       if (t && !t.stopping) this.#stop(t, a.reason, a.drain);
     }
+    // Routes before starts: a route never names an instance still starting, and an instance that
+    // died leaves the route now rather than after its replacement's start returns.
+    for (const a of actions) if (a.type === 'route') await this.#route(a.service, a.backends, desired);
     const starts = actions.filter((a) => a.type === 'start');
     await Promise.all(
       starts.map(async (a) => {
@@ -140,7 +143,6 @@ export class Executor {
         await this.#start(a.service, a.release.name);
       }),
     );
-    for (const a of actions) if (a.type === 'route') await this.#route(a.service, a.backends, desired);
     for (const a of actions) if (a.type === 'rollout') this.#rollout(a);
   }
 
