@@ -4,8 +4,9 @@
 // `{ pid, rssOf: () => bytes | undefined }` that has brought its instances up, and it records the
 // RSS (after a settle, three readings a second apart, the median). `startKilnServer(n, ctx)` is
 // what brings `kiln server` up with one busybox httpd service of n replicas and returns such a
-// plane; what it starts is ended through `ctx.cleanup`. While `dist/cli/main.js` registers no
-// `server` verb, the results say "not measured: control plane not built yet".
+// plane (fleet-recovery.js uses it too); what it starts is ended through `ctx.cleanup`. While
+// `dist/cli/main.js` registers no `server` verb, the results say "not measured: control plane not
+// built yet".
 import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -98,14 +99,18 @@ async function stopLeftovers(home, runtime) {
   await router?.stop();
 }
 
+/** The service every control plane of the bench runs. */
+export const SERVICE = 'bench';
+
 /**
- * Starts `kiln server` in a project of its own (KILN_HOME with a copy of the bench's image store)
- * declaring one busybox httpd service of `n` replicas, deploys it through the API
- * (src/api/types.ts) and waits until the rollout succeeded; resolves with a plane for
- * {@link measurePlane}.
+ * Starts `kiln server` in a project of its own (`<dir>/<name>`, KILN_HOME `.kiln` in it with a
+ * copy of the bench's image store) declaring one busybox httpd service ({@link SERVICE}) of `n`
+ * replicas, deploys it through the API (src/api/types.ts) and waits until the rollout succeeded;
+ * resolves with a plane for {@link measurePlane}, its API client (`api`) and its KILN_HOME
+ * (`home`). What it starts is ended through `cleanup`, also when it fails half-way.
  */
-async function startKilnServer(n, { dir, image, runtime, cleanup }) {
-  const project = path.join(dir, `control-plane-${n}`);
+export async function startKilnServer(n, { dir, image, runtime, cleanup, name = `control-plane-${n}` }) {
+  const project = path.join(dir, name);
   const home = path.join(project, '.kiln');
   mkdirSync(home, { recursive: true });
   cpSync(image.storeDir, path.join(home, 'store'), { recursive: true });
@@ -114,7 +119,7 @@ async function startKilnServer(n, { dir, image, runtime, cleanup }) {
     path.join(project, 'kiln.yaml'),
     [
       'services:',
-      '  - name: bench',
+      `  - name: ${SERVICE}`,
       `    image: "${image.digest}"`,
       `    replicas: ${n}`,
       `    port: ${port}`,
@@ -130,11 +135,11 @@ async function startKilnServer(n, { dir, image, runtime, cleanup }) {
   const { ApiClient } = await import('../dist/api/index.js');
   const api = new ApiClient({ url: server.url, token: server.token });
   const t0 = nowMs();
-  const { rollout } = await api.deploy('bench', { reason: 'kiln bench' });
+  const { rollout } = await api.deploy(SERVICE, { reason: 'kiln bench' });
   // How many are healthy every 5 s, to show where a slow rollout spends its time.
   const progress = [];
   const poll = setInterval(() => {
-    api.status('bench').then(
+    api.status(SERVICE).then(
       ([s]) =>
         progress.push({
           atS: Math.round((nowMs() - t0) / 1000),
@@ -157,10 +162,12 @@ async function startKilnServer(n, { dir, image, runtime, cleanup }) {
       `the control plane's rollout of ${n} replicas ended ${done.phase}: ${done.message ?? ''}`,
     );
   }
-  const [status] = await api.status('bench');
+  const [status] = await api.status(SERVICE);
   return {
     pid: server.child.pid,
     rssOf: () => vmRssBytes(server.child.pid),
+    api,
+    home,
     extra: {
       deployUntilSucceededMs: deployMs,
       healthy: status?.healthy,

@@ -126,6 +126,44 @@ function scaleSection(sc) {
   ];
 }
 
+function recoverySection(rc) {
+  const k = rc.kiln;
+  const p = rc.podman;
+  const lines = [
+    `### Recovery after kill -9 (${rc.kills} kills)`,
+    '',
+    ...header(['what', 'median', 'p90', 'p99', 'min', 'max']),
+  ];
+  const stat = (label, s) =>
+    row([label, fmt.ms(s.median), fmt.ms(s.p90), fmt.ms(s.p99), fmt.ms(s.min), fmt.ms(s.max)]);
+  if (k.measured) {
+    const what = `kiln server, ${k.replicas} replicas (${k.runtime})`;
+    lines.push(
+      stat(`${what}: killed instance out of the route`, k.victimUnroutedMs),
+      stat(`${what}: replacement healthy in the API`, k.healthyInApiMs),
+      stat(`${what}: replacement healthy in the API and routed`, k.recoveredMs),
+    );
+  } else {
+    lines.push(row(['kiln server', k.reason, '', '', '', '']));
+  }
+  const peer = 'podman run -d --restart=always --network host: port answers HTTP 200 again';
+  lines.push(p.measured ? stat(peer, p.answeredMs) : row([peer, p.reason, '', '', '', '']));
+  lines.push('');
+  if (rc.ratios) {
+    lines.push(
+      `Ratio kiln (healthy and routed) / podman (port answers): median ${fmt.ratio(rc.ratios.median)}, p99 ${fmt.ratio(rc.ratios.p99)}.`,
+      '',
+    );
+  }
+  if (k.measured) {
+    lines.push(
+      `kiln's poll round trip (API and router together): median ${fmt.ms(k.pollRoundTripMs.median)}; the longest in a kill's polls: median ${fmt.ms(k.pollRoundTripMaxMs.median)}, max ${fmt.ms(k.pollRoundTripMaxMs.max)}.`,
+      '',
+    );
+  }
+  return [...lines, `Method: ${rc.method}.`, ''];
+}
+
 /** The fleet part of a results file as markdown. */
 export function fleetMarkdown(fleet) {
   const img = fleet.image;
@@ -144,6 +182,7 @@ export function fleetMarkdown(fleet) {
   if (fleet.startToHealthy) lines.push(...startSection(fleet.startToHealthy));
   if (fleet.router) lines.push(...routerSection(fleet.router));
   if (fleet.scale) lines.push(...scaleSection(fleet.scale));
+  if (fleet.recovery) lines.push(...recoverySection(fleet.recovery));
   if (fleet.cleanupFailures) lines.push(`Cleanup failures: ${fleet.cleanupFailures.join('; ')}`, '');
   return lines.join('\n');
 }

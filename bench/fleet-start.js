@@ -59,8 +59,11 @@ export class Podman {
     return this.run(['image', 'inspect', '--format', '{{.Id}}', this.ref]);
   }
 
-  /** `podman run -d --network host` of the imported image with PORT set; returns the container id. */
-  async start(port, name) {
+  /**
+   * `podman run -d --network host` of the imported image with PORT set, and `extra` options (such
+   * as `--restart=always`); returns the container id.
+   */
+  async start(port, name, extra = []) {
     const out = await this.run([
       'run',
       '-d',
@@ -68,6 +71,7 @@ export class Podman {
       name,
       '--network',
       'host',
+      ...extra,
       '--ulimit',
       'nofile=1024:1024',
       '--ulimit',

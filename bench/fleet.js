@@ -1,13 +1,16 @@
 // The fleet benchmarks: start to healthy (kiln vs podman), router throughput and added latency
-// (kiln's router vs direct vs HAProxy), and bringing up N instances (time, memory, router memory).
+// (kiln's router vs direct vs HAProxy), bringing up N instances (time, memory, router memory), and
+// recovery after kill -9 (kiln server vs podman's restart policy).
 // Every instance, container and process started here is ended by its id or PID before returning.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { OciStore } from '../dist/oci/index.js';
 import { ensureRootfs, processFromImage } from '../dist/runtime/index.js';
 import { routerBench } from './fleet-router.js';
 import { fleetMarkdown } from './fleet-markdown.js';
+import { recoveryBench } from './fleet-recovery.js';
 import { scaleBench } from './fleet-scale.js';
 import { Podman, startBench } from './fleet-start.js';
 import { envInt, kiln, load1 } from './lib.js';
@@ -22,7 +25,7 @@ const list = (name, fallback) =>
 export function fleetSettings() {
   const runtimes = list('BENCH_RUNTIMES', 'crun,runc');
   return {
-    parts: list('BENCH_FLEET', 'start,router,scale'),
+    parts: list('BENCH_FLEET', 'start,router,scale,recovery'),
     suite: process.env.BENCH_SUITE ?? 'bookworm',
     runtimes,
     startSamples: envInt('BENCH_START_SAMPLES', 30),
@@ -38,6 +41,11 @@ export function fleetSettings() {
       counts: list('BENCH_INSTANCES', '100,1000').map(Number),
       podmanCounts: list('BENCH_PODMAN_INSTANCES', '100').map(Number),
       width: envInt('BENCH_START_CONCURRENCY', 4),
+    },
+    recovery: {
+      runtime: process.env.BENCH_SCALE_RUNTIME ?? runtimes[0],
+      kills: envInt('BENCH_RECOVERY_KILLS', 20),
+      replicas: 3,
     },
   };
 }
@@ -83,12 +91,33 @@ async function bakeHttpdImage(dir, suite) {
   };
 }
 
+/**
+ * Unmounts whatever is still mounted under the run's own directory `dir`, deepest first: podman's
+ * overlay storage bind-mounts `<dir>/podman/root/overlay` onto itself while a podman command runs,
+ * and two podman processes that overlap can leave that mount behind.
+ */
+function unmountUnder(dir) {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m) => m !== undefined && m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    console.error(`bench: unmounting ${m}, left mounted under the run's directory`);
+    const r = spawnSync('umount', [m], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`umount ${m} failed: ${r.stderr}`);
+  }
+}
+
 /** Runs the fleet benchmarks picked by BENCH_FLEET; `cleanup` ends what they start. */
 export async function fleetBench(cleanup) {
   const settings = fleetSettings();
   const dir = mkdtempSync(path.join(tmpdir(), 'kiln-bench-fleet-'));
   // The first step registered runs last, also when Ctrl-C runs the cleanup.
-  cleanup.add(`remove ${dir}`, async () => rmSync(dir, { recursive: true, force: true }));
+  cleanup.add(`remove ${dir}`, async () => {
+    unmountUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const out = { settings, load1: { before: load1() } };
   try {
     console.error('bench: baking the busybox httpd image');
@@ -130,6 +159,10 @@ export async function fleetBench(cleanup) {
     if (settings.parts.includes('scale')) {
       out.scale = await scaleBench({ image, dir, cleanup, podman, ...settings.scale });
       out.load1.afterScale = load1();
+    }
+    if (settings.parts.includes('recovery')) {
+      out.recovery = await recoveryBench({ image, dir, cleanup, podman, ...settings.recovery });
+      out.load1.afterRecovery = load1();
     }
   } finally {
     const failures = await cleanup.run();
