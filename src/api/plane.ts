@@ -91,8 +91,8 @@ export class FleetPlane implements ControlPlane {
   }
 
   async deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson> {
-    return this.#outcome(
-      await deploy(this.#ctx(), {
+    return this.#audited(actor, 'deploy', service, () =>
+      deploy(this.#ctx(), {
         service,
         actor,
         ...(request.image !== undefined ? { image: request.image } : {}),
@@ -103,14 +103,40 @@ export class FleetPlane implements ControlPlane {
   }
 
   async rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson> {
-    if (!this.#o.store.services.find(service)) throw this.#unknown(service);
-    return this.#outcome(
-      await rollback(this.#ctx(), {
+    return this.#audited(actor, 'rollback', service, async () => {
+      if (!this.#o.store.services.find(service)) throw this.#unknown(service);
+      return rollback(this.#ctx(), {
         service,
         actor,
         ...(request.to !== undefined ? { to: request.to } : {}),
-      }),
-    );
+      });
+    });
+  }
+
+  /** Runs a change and records who asked for it, and how it went, in the append-only audit log. */
+  async #audited(
+    actor: string,
+    action: 'deploy' | 'rollback',
+    target: string,
+    change: () => Promise<Outcome>,
+  ): Promise<DeployResultJson> {
+    let result: DeployResultJson;
+    try {
+      result = this.#outcome(await change());
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      this.#o.store.audit.append({ actor, action, target, result: 'failed', detail });
+      throw err;
+    }
+    const { release, rollout } = result;
+    this.#o.store.audit.append({
+      actor,
+      action,
+      target,
+      result: 'ok',
+      detail: `${release.name} (${release.digest}), rollout ${rollout.id}${result.unchanged ? ', unchanged' : ''}`,
+    });
+    return result;
   }
 
   async rollout(id: string): Promise<RolloutJson> {
