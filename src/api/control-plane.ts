@@ -13,7 +13,7 @@ import { OciStore } from '../oci/index.js';
 import { LocalRuntimeDriver, type RuntimeName } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import { openState, type StateStore } from '../state/index.js';
-import { connectRouter, spawnRouter, type RouterClient } from '../traffic/index.js';
+import { SupervisedRouter } from '../traffic/index.js';
 import { removeServerFile, writeAdminToken, writeServerFile } from './connect.js';
 import { FleetPlane } from './plane.js';
 import { startApiServer, type ApiServer } from './server.js';
@@ -51,7 +51,8 @@ export interface RunningControlPlane {
   readonly store: StateStore;
   readonly plane: FleetPlane;
   readonly controller: FleetController;
-  readonly router: RouterClient;
+  /** The router process, started again by the control plane whenever it dies. */
+  readonly router: SupervisedRouter;
   /** The admin token's secret when it was created by this start (print it once), else undefined. */
   readonly newAdminToken?: string;
   /** Stops the control plane; instances and the router keep running and are adopted next time. */
@@ -80,7 +81,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       newAdminToken = store.tokens.create('admin', ['admin']).secret;
       await writeAdminToken(options.home, newAdminToken);
     }
-    const router = await connectRouter({ dir: files.router }).catch(() => spawnRouter({ dir: files.router }));
+    const router = await SupervisedRouter.start({ dir: files.router, log });
     closers.push(() => router.close());
     const images = storeCatalog(await OciStore.open(homePaths(options.home).store), files.rootfs);
     const driver = new LocalRuntimeDriver({

@@ -72,3 +72,4 @@ export {
 export { haproxyFiles, type HaproxyFiles } from './haproxy-process.js';
 export { DEFAULT_HAPROXY_SLOTS, renderHaproxyConfig, type HaproxyState } from './haproxy-state.js';
 export { DEFAULT_HAPROXY_COMMAND_TIMEOUT_MS, haproxyCommand } from './haproxy-runtime.js';
+export { DEFAULT_ROUTER_CHECK_MS, SupervisedRouter, type SupervisedRouterOptions } from './supervised.js';
