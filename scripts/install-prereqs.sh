@@ -3,7 +3,7 @@
 # need), through the machine's configured apt sources. Needs root; prints the command otherwise.
 set -euo pipefail
 
-runtime_pkgs=(crun runc gpgv debian-archive-keyring util-linux ca-certificates)
+runtime_pkgs=(crun runc tini gpgv debian-archive-keyring util-linux ca-certificates)
 test_pkgs=(skopeo umoci podman docker-registry dpkg gnupg xz-utils busybox-static openssl mmdebstrap haproxy uidmap)
 
 pkgs=("${runtime_pkgs[@]}")

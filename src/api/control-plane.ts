@@ -10,7 +10,7 @@ import { homePaths, kilnVersion } from '../bake/index.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import { FleetController, storeCatalog } from '../fleet/index.js';
 import { OciStore } from '../oci/index.js';
-import { LocalRuntimeDriver, type RuntimeName } from '../runtime/index.js';
+import { findInit, LocalRuntimeDriver, TINI_STATIC, type RuntimeName } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import { openState, type StateStore } from '../state/index.js';
 import { SupervisedRouter } from '../traffic/index.js';
@@ -84,10 +84,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const router = await SupervisedRouter.start({ dir: files.router, log });
     closers.push(() => router.close());
     const images = storeCatalog(await OciStore.open(homePaths(options.home).store), files.rootfs);
+    const init = findInit();
+    if (!init) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
     const driver = new LocalRuntimeDriver({
       stateDir: files.instances,
       logDir: files.logs,
       rootfs: (digest) => images.rootfs(digest),
+      // tini as PID 1: SIGTERM reaches processes that ignore it as PID 1, and orphans are reaped.
+      ...(init ? { init } : {}),
       ...(options.runtime ? { runtime: options.runtime } : {}),
     });
     closers.push(() => driver.close());

@@ -2,7 +2,7 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { execa } from 'execa';
 import { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from '../bake/index.js';
-import { detectRuntimes, inspectCgroups } from '../runtime/index.js';
+import { detectRuntimes, findInit, inspectCgroups, TINI_STATIC } from '../runtime/index.js';
 import { ValidationError } from '../errors/index.js';
 import type { MirrorSpec } from '../spec/index.js';
 import { aptRootFromEnv, loadFromOptions, printJson } from './common.js';
@@ -88,6 +88,16 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
           fix: `${APT} crun runc`,
         },
   );
+  const init = findInit();
+  checks.push({
+    name: 'instance-init',
+    ok: init !== undefined,
+    level: 'recommended',
+    detail: init
+      ? `${init}: each instance's PID 1, passing SIGTERM on and reaping orphans`
+      : `no ${TINI_STATIC}: instances run their process as PID 1, and one that ignores SIGTERM waits out the stop grace`,
+    fix: `${APT} tini`,
+  });
   const uid = process.getuid?.() ?? 0;
   checks.push({
     name: 'root',

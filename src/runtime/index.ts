@@ -67,6 +67,8 @@ export {
 export { DEFAULT_EXIT_POLL_INTERVAL_MS } from './exit-watch.js';
 export {
   DEFAULT_INSTANCE_RUNTIME_ROOT,
+  findInit,
   LocalRuntimeDriver,
+  TINI_STATIC,
   type LocalRuntimeDriverOptions,
 } from './local.js';

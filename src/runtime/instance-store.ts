@@ -68,16 +68,29 @@ const HOSTNAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$/;
  * network namespace (the instance listens on its own 127.0.0.1 port), its own pid, ipc, uts and
  * mount namespaces, the instance id as hostname when it is a valid one, and its own cgroup.
  */
-export function bundleConfig(spec: InstanceSpec, rootfs: string, nofileLimit: number): object {
+export function bundleConfig(spec: InstanceSpec, rootfs: string, nofileLimit: number, init?: string): object {
+  const proc = processOf(spec);
   return runtimeSpec({
     rootfs,
-    ...processOf(spec),
+    ...proc,
+    // With an init (tini), it is the container's PID 1: it forwards SIGTERM to the process, which
+    // then gets its default action (a process that is PID 1 itself ignores SIGTERM unless it
+    // handles it), and it reaps orphans. It is bound in on the /dev tmpfs, not the shared rootfs.
+    ...(init === undefined
+      ? {}
+      : {
+          args: [INIT_PATH, '--', ...proc.args],
+          mounts: [...(proc.mounts ?? []), { source: init, destination: INIT_PATH, readonly: true }],
+        }),
     hostNetwork: true,
     hostname: HOSTNAME_PATTERN.test(spec.id) ? spec.id : DEFAULT_HOSTNAME,
     cgroupsPath: cgroupsPathOf(spec.id),
     nofileLimit,
   });
 }
+
+/** Where an instance's init is bound in, on the container's own /dev tmpfs. */
+export const INIT_PATH = '/dev/init';
 
 /** Reads `instance.json` of `id`; undefined when the instance has no (complete) record. */
 export async function readRecord(stateDir: string, id: string): Promise<InstanceRecord | undefined> {

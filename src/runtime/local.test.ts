@@ -216,6 +216,16 @@ describe.each(RUNTIMES)('LocalRuntimeDriver under %s', (runtime) => {
       await expectGone(s.id);
     });
 
+    it('runs an init as PID 1 that passes SIGTERM on, so a process that ignores it as PID 1 stops', async () => {
+      // busybox sleep as PID 1 would ignore SIGTERM, and stop would wait out the whole grace.
+      const d = driver({ init: '/usr/bin/tini-static' });
+      const s = await d.start(await spec({ args: ['/bin/sleep', '1000'] }));
+      const pid1 = await d.exec(s.id, ['/bin/cat', '/proc/1/cmdline']);
+      expect(pid1.stdout.split('\0').slice(0, 3)).toEqual(['/dev/init', '--', '/bin/sleep']);
+      await d.stop(s.id, { graceMs: 60_000 });
+      expect(await d.inspect(s.id)).toBeUndefined();
+    }, 20_000);
+
     it('keeps the output in logDir after the instance is stopped', async () => {
       const logDir = join(base, runtime, 'logs');
       const d = driver({ logDir });

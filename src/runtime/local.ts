@@ -61,7 +61,7 @@ import { assertRootForLocalRuntime, ownHardNofileLimit, runtimeStateDir } from '
 import { DEFAULT_INSTANCE_RUNTIME_ROOT, type LocalRuntimeDriverOptions } from './local-options.js';
 import { DEFAULT_NOFILE_LIMIT } from './spec.js';
 
-export { DEFAULT_INSTANCE_RUNTIME_ROOT, type LocalRuntimeDriverOptions } from './local-options.js';
+export * from './local-options.js';
 
 interface Context {
   readonly runtime: ContainerRuntime;
@@ -270,7 +270,10 @@ export class LocalRuntimeDriver implements RuntimeDriver {
     };
     // The record goes first, so an instance whose start is cut short is still found and removed.
     await writeFileAtomic(paths.record, `${JSON.stringify(record, null, 2)}\n`);
-    await writeFile(paths.config, JSON.stringify(bundleConfig(spec, rootfs, ctx.nofileLimit)));
+    await writeFile(
+      paths.config,
+      JSON.stringify(bundleConfig(spec, rootfs, ctx.nofileLimit, this.#options.init)),
+    );
     const pid = await runDetached(ctx.runtime, spec.id, paths, logFile);
     this.#tracker.watch(record, pid);
     return statusOf(spec, 'running', { pid, startedAt });

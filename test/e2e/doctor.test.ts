@@ -49,6 +49,7 @@ describe('kiln doctor', () => {
       expect.arrayContaining([
         'node',
         'oci-runtime',
+        'instance-init',
         'root',
         'namespaces',
         'cgroups',
