@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   FAKE_DIGEST,
@@ -15,33 +15,10 @@ import {
 } from '../api/index.js';
 import { IN_MEMORY, openState, type StateStore } from '../state/index.js';
 import { describeError, ExitCode, exitCodeFor } from './exit.js';
-import {
-  deployCommand,
-  instancesCommand,
-  logsCommand,
-  releasesCommand,
-  rollbackCommand,
-  statusCommand,
-} from './fleet.js';
+import { program } from './main.js';
 import { age, instancesTable } from './fleet-common.js';
 
 const SHORT = FAKE_DIGEST.slice(0, 19);
-
-/** The verbs under a root like main.ts's, which does not register them yet. */
-function program(): Command {
-  const root = new Command('kiln').option('-c, --config <file>').exitOverride();
-  for (const cmd of [
-    deployCommand(),
-    rollbackCommand(),
-    releasesCommand(),
-    statusCommand(),
-    instancesCommand(),
-    logsCommand(),
-  ]) {
-    root.addCommand(cmd.exitOverride());
-  }
-  return root;
-}
 
 /** Runs `kiln ARGS` as main() does and returns the exit code, stdout and the printed error. */
 async function kiln(...args: string[]): Promise<{ code: number; stdout: string; error: string }> {
