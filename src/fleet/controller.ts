@@ -14,7 +14,7 @@ import { Executor } from './executor.js';
 import type { ImageCatalog } from './images.js';
 import { plan } from './planner.js';
 import { InstanceTracker, liveProber, type Prober, type Tracked } from './tracker.js';
-import type { Action, DesiredService, InstancePhase } from './types.js';
+import type { DesiredService, InstancePhase } from './types.js';
 
 /** Instance ports come from here unless configured: below Linux's ephemeral range. */
 export const DEFAULT_PORT_RANGE: PortRange = { from: 20000, to: 29999 };
@@ -98,11 +98,6 @@ export class FleetController {
     });
   }
 
-  /** The state store the controller reads and writes. */
-  get store(): StateStore {
-    return this.#options.store;
-  }
-
   /** The router's per-backend counters, for `kiln status`, the API and (later) the canary judge. */
   metrics(): Promise<BackendMetrics[]> {
     return this.#options.router.metrics();
@@ -178,7 +173,6 @@ export class FleetController {
       await this.#executor.reapExited(this.#takeExited());
       const desired = this.#desired(now);
       const actions = plan(desired, this.#tracker.observed(), now);
-      this.#firstRollouts(desired, actions);
       await this.#executor.execute(actions, desired);
     } catch (err) {
       this.#options.log?.(`controller: pass failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -211,40 +205,6 @@ export class FleetController {
       if (desired) out.push(desired);
     }
     return out;
-  }
-
-  /**
-   * A service's first rollout has nothing to replace, so the planner keeps it in steady state; it
-   * succeeds once every replica is healthy and fails at its deadline.
-   */
-  #firstRollouts(desired: readonly DesiredService[], actions: Action[]): void {
-    const now = this.#clock();
-    for (const svc of desired) {
-      const rollout = svc.rollout;
-      if (!rollout || rollout.from) continue;
-      const healthy = this.#tracker
-        .all()
-        .filter(
-          (t) => t.service === svc.name && t.release === svc.release.name && t.state.phase === 'healthy',
-        );
-      if (healthy.length >= svc.replicas) {
-        actions.push({
-          type: 'rollout',
-          service: svc.name,
-          id: rollout.id,
-          phase: 'succeeded',
-          reason: `all ${svc.replicas} instances of ${svc.release.name} are healthy`,
-        });
-      } else if (now - rollout.startedAt > svc.progressDeadlineMs) {
-        actions.push({
-          type: 'rollout',
-          service: svc.name,
-          id: rollout.id,
-          phase: 'failed',
-          reason: `${svc.release.name} did not become healthy within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
-        });
-      }
-    }
   }
 
   #changed(t: Tracked, from: InstancePhase): void {

@@ -159,6 +159,30 @@ describe('plan: rolling update', () => {
   });
 });
 
+describe('plan: a first rollout', () => {
+  const first = svc({ rollout: { id: 'ro1', to: R1, phase: 'progressing', startedAt: NOW - 1000 } });
+
+  it('starts the replicas and does not finish while any is not healthy', () => {
+    expect(show(plan([first], [], NOW))).toEqual(['start r1', 'start r1', 'start r1', 'route -']);
+    expect(show(plan([first], [inst('a', 'r1'), inst('b', 'r1'), inst('c', 'r1', 'starting')], NOW))).toEqual(
+      ['route a,b'],
+    );
+  });
+
+  it('succeeds once every replica is healthy', () => {
+    const actions = plan([first], [inst('a', 'r1'), inst('b', 'r1'), inst('c', 'r1')], NOW);
+    expect(show(actions)).toEqual(['route a,b,c', 'rollout succeeded']);
+    expect(actions.at(-1)).toMatchObject({ id: 'ro1', reason: 'all 3 instances of r1 are healthy' });
+  });
+
+  it('fails at its deadline', () => {
+    const late = svc({ rollout: { id: 'ro1', to: R1, phase: 'progressing', startedAt: NOW - 61_000 } });
+    const actions = plan([late], [inst('a', 'r1', 'starting')], NOW);
+    expect(show(actions)).toEqual(['start r1', 'start r1', 'route -', 'rollout failed']);
+    expect(actions.at(-1)).toMatchObject({ reason: 'r1 did not become healthy within 60s' });
+  });
+});
+
 describe('plan: blue/green', () => {
   const rollout = { id: 'ro2', from: R1, to: R2, phase: 'progressing' as const, startedAt: NOW - 1000 };
   const desired = svc({ release: R2, strategy: { type: 'bluegreen', rollbackWindow: 600_000 }, rollout });

@@ -48,8 +48,28 @@ function planService(svc: DesiredService, instances: readonly ObservedInstance[]
     reconcileDeadline(ctx);
   } else {
     reconcileSteady(ctx);
+    if (rollout && rollout.phase === 'progressing') reconcileFirst(ctx, rollout.id);
   }
   return ctx.actions;
+}
+
+/**
+ * A service's first rollout has nothing to replace, so it runs as steady state: it succeeds once
+ * every replica is healthy, and fails at its deadline.
+ */
+function reconcileFirst(ctx: Context, id: string): void {
+  const { svc } = ctx;
+  if (ofRelease(ctx, svc.release).healthy.length >= svc.replicas) {
+    ctx.actions.push({
+      type: 'rollout',
+      service: svc.name,
+      id,
+      phase: 'succeeded',
+      reason: `all ${svc.replicas} instances of ${svc.release.name} are healthy`,
+    });
+    return;
+  }
+  reconcileDeadline(ctx);
 }
 
 /**
