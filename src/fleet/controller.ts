@@ -201,7 +201,7 @@ export class FleetController {
   #desired(now: number): DesiredService[] {
     const out: DesiredService[] = [];
     for (const service of this.#options.store.services.list()) {
-      const desired = desiredOf(this.#options.store, viewOf(this.#options.store, service.name, now));
+      const desired = desiredOf(viewOf(this.#options.store, service.name, now));
       if (desired) out.push(desired);
     }
     return out;

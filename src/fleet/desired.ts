@@ -47,6 +47,8 @@ export function refOf(release: ReleaseRecord): ReleaseRef {
 export interface ServiceView {
   readonly name: string;
   readonly current?: ReleaseRecord;
+  /** The release the newest rollout moved from, if any. */
+  readonly from?: ReleaseRecord;
   /** The newest rollout, in flight or finished. */
   readonly lastRollout?: RolloutRecord;
   /** The rollout in flight. */
@@ -71,6 +73,7 @@ export function viewOf(store: StateStore, service: string, now: number): Service
   return {
     name: service,
     ...(current ? { current } : {}),
+    ...(from ? { from } : {}),
     lastRollout: last,
     ...(active ? { active } : {}),
     ...(standby ? { standby } : {}),
@@ -78,8 +81,8 @@ export function viewOf(store: StateStore, service: string, now: number): Service
 }
 
 /** What the planner needs for one service, or undefined when it has no release yet. */
-export function desiredOf(store: StateStore, view: ServiceView): DesiredService | undefined {
-  const { current, active } = view;
+export function desiredOf(view: ServiceView): DesiredService | undefined {
+  const { current, active, from } = view;
   if (!current) return undefined;
   const spec = releaseSpec(current).service;
   const strategy =
@@ -88,11 +91,10 @@ export function desiredOf(store: StateStore, view: ServiceView): DesiredService 
       : active && active.strategy === 'rolling' && spec.strategy.type !== 'rolling'
         ? { type: 'rolling' as const, maxSurge: '25%', maxUnavailable: 0 }
         : spec.strategy;
-  const from =
-    active?.fromRelease === undefined ? undefined : store.releases.get(view.name, active.fromRelease);
   return {
     name: view.name,
     replicas: spec.replicas,
+    port: spec.port,
     strategy,
     release: refOf(current),
     ...(active

@@ -315,11 +315,9 @@ export class Executor {
     backends: readonly { readonly id: string; readonly weight: number }[],
     desired: readonly DesiredService[],
   ): Promise<void> {
-    const { tracker, router, store } = this.#o;
-    const svc = desired.find((d) => d.name === service);
-    if (!svc) return;
-    const listenPort = releaseSpec(store.releases.get(service, svc.release.name as `r${number}`)).service
-      .port;
+    const { tracker, router } = this.#o;
+    const listenPort = desired.find((d) => d.name === service)?.port;
+    if (listenPort === undefined) return;
     const out: Backend[] = [];
     for (const b of backends) {
       const t = tracker.get(b.id);

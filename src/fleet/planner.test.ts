@@ -15,6 +15,7 @@ function svc(over: Partial<DesiredService> = {}): DesiredService {
   return {
     name: 'web',
     replicas: 3,
+    port: 8080,
     strategy: { type: 'rolling', maxSurge: 1, maxUnavailable: 0 },
     release: R1,
     progressDeadlineMs: 60_000,

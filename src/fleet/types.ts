@@ -35,6 +35,8 @@ export interface RolloutState {
 export interface DesiredService {
   readonly name: string;
   readonly replicas: number;
+  /** The loopback port the router serves the service on. */
+  readonly port: number;
   readonly strategy: StrategySpec;
   /** The release that should be running once any rollout is over. */
   readonly release: ReleaseRef;
