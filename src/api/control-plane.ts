@@ -3,7 +3,6 @@
  * (its own detached process, adopted when it already runs), the local runtime driver (adopting the
  * instances it finds), the fleet controller and the HTTP API. `kiln server` and `kiln up` run it.
  */
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { homePaths, kilnVersion } from '../bake/index.js';
@@ -14,7 +13,14 @@ import { findInit, LocalRuntimeDriver, TINI_STATIC, type RuntimeName } from '../
 import type { ServiceSpec } from '../spec/index.js';
 import { openState, type StateStore } from '../state/index.js';
 import { SupervisedRouter } from '../traffic/index.js';
-import { removeServerFile, writeAdminToken, writeServerFile } from './connect.js';
+import {
+  ADMIN_TOKEN_FILE,
+  readServerFile,
+  removeServerFile,
+  SERVER_FILE,
+  writeAdminToken,
+  writeServerFile,
+} from './connect.js';
 import { FleetPlane } from './plane.js';
 import { startApiServer, type ApiServer } from './server.js';
 
@@ -22,8 +28,8 @@ import { startApiServer, type ApiServer } from './server.js';
 export function controlPlanePaths(home: string) {
   return {
     state: path.join(home, 'state.db'),
-    server: path.join(home, 'server.json'),
-    adminToken: path.join(home, 'admin-token'),
+    server: path.join(home, SERVER_FILE),
+    adminToken: path.join(home, ADMIN_TOKEN_FILE),
     router: path.join(home, 'router'),
     instances: path.join(home, 'instances'),
     logs: path.join(home, 'logs'),
@@ -69,7 +75,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const files = controlPlanePaths(options.home);
   await mkdir(options.home, { recursive: true });
-  assertNotRunning(files.server);
+  await assertNotRunning(options.home);
   const store = openState(files.state);
   const closers: (() => Promise<void>)[] = [async () => store.close()];
   const undo = async () => {
@@ -146,14 +152,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   }
 }
 
-/** Throws when `server.json` names a process that still runs. */
-function assertNotRunning(serverFile: string): void {
-  let pid: number | undefined;
-  try {
-    pid = (JSON.parse(readFileSync(serverFile, 'utf8')) as { pid?: number }).pid;
-  } catch {
-    return;
-  }
+/** Throws when `server.json` names a process that still runs; a missing or unreadable file is fine. */
+async function assertNotRunning(home: string): Promise<void> {
+  const pid = (await readServerFile(home).catch(() => undefined))?.pid;
   if (pid === undefined || pid === process.pid) return;
   try {
     process.kill(pid, 0);
@@ -161,7 +162,7 @@ function assertNotRunning(serverFile: string): void {
     return; // a stale file from a control plane that was killed
   }
   throw new ConflictError(
-    `a kiln control plane already runs for this project (pid ${pid}, see ${serverFile}); ` +
+    `a kiln control plane already runs for this project (pid ${pid}, see ${controlPlanePaths(home).server}); ` +
       'use it (kiln status, kiln deploy) or stop it first',
   );
 }

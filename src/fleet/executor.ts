@@ -157,7 +157,6 @@ export class Executor {
     for (const t of this.#o.tracker.all())
       if (!t.stopping) this.#stop(t, 'surplus', t.state.phase === 'healthy');
     await this.settle();
-    for (const service of this.#routes.keys()) await this.#o.router.removeRoute(service).catch(() => {});
     for (const route of await this.#o.router.routes().catch(() => [])) {
       await this.#o.router.removeRoute(route.service).catch(() => {});
     }
@@ -170,7 +169,7 @@ export class Executor {
     const spec = releaseSpec(rel);
     const record = await this.#record(service, rel.number);
     if (!record) return;
-    const t = tracker.track(record, spec.service.health);
+    tracker.track(record, spec.service.health);
     const port = record.port!;
     try {
       await driver.start({
@@ -217,7 +216,6 @@ export class Executor {
       });
       this.#delay(service);
       await driver.stop(record.id).catch(() => {});
-      void t;
     }
   }
 

@@ -29,7 +29,6 @@ export const liveProber: Prober = (target, health, exec) =>
 export interface Tracked {
   readonly id: string;
   readonly service: string;
-  readonly releaseNumber: number;
   readonly release: string;
   readonly port: number;
   readonly health: HealthSpec;
@@ -77,7 +76,6 @@ export class InstanceTracker {
     const tracked: Tracked = {
       id: record.id,
       service: record.service,
-      releaseNumber: record.release,
       release: releaseName(record.release),
       port: record.port ?? 0,
       health,
