@@ -50,6 +50,7 @@ export {
 export {
   INSTANCE_STATES,
   type InstanceDesiredState,
+  type InstanceRole,
   type InstanceHealthRecord,
   type InstancePatch,
   type InstanceRecord,

@@ -19,6 +19,9 @@ export const INSTANCE_STATES = [
 /** Where an instance is in its lifecycle; `stopped` is final. */
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 
+/** A canary rollout's extra instances: the fresh baseline (old release) and the canary (new release). */
+export type InstanceRole = 'baseline' | 'canary';
+
 /** What the controller wants of an instance. */
 export type InstanceDesiredState = 'running' | 'stopped';
 
@@ -58,6 +61,8 @@ export interface InstanceRecord {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly stoppedAt?: string;
+  /** Set on a canary analysis's baseline and canary instances; absent on stable ones. */
+  readonly role?: InstanceRole;
 }
 
 /** An inclusive range of TCP ports. */
@@ -78,6 +83,8 @@ export interface NewInstance {
   readonly portRange?: PortRange;
   /** @default "running" */
   readonly desiredState?: InstanceDesiredState;
+  /** A canary analysis's baseline or canary. */
+  readonly role?: InstanceRole;
 }
 
 /** The fields `update` may change. A taint given when one is already set is ignored: the first cause stays. */
@@ -120,6 +127,11 @@ export class InstanceRepository {
         'give port or portRange, not both',
       )
       .oneOf('desiredState', input.desiredState ?? 'running', ['running', 'stopped'])
+      .check(
+        input.role === undefined || input.role === 'baseline' || input.role === 'canary',
+        'role',
+        'must be "baseline" or "canary"',
+      )
       .throwIfAny(`instance of ${JSON.stringify(input.service)}`);
     return this.sql.tx(() => {
       const release = this.sql.get(
@@ -152,6 +164,7 @@ export class InstanceRepository {
             created_at: now,
             updated_at: now,
             stopped_at: null,
+            role: input.role ?? null,
           }),
         );
       } catch (err) {
@@ -298,5 +311,6 @@ function toInstance(row: InstancesTable): InstanceRecord {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     ...(row.stopped_at === null ? {} : { stoppedAt: row.stopped_at }),
+    ...(row.role === null ? {} : { role: row.role as InstanceRole }),
   };
 }

@@ -153,6 +153,12 @@ CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
 WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only: REPLACE of an existing record is refused'); END;`,
   },
+  {
+    version: 5,
+    name: 'instance-roles',
+    // A canary's baseline runs the old release beside its stable instances; the role tells them apart.
+    sql: `ALTER TABLE instances ADD COLUMN role TEXT CHECK (role IN ('baseline', 'canary'));`,
+  },
 ];
 
 /** The schema version this build of kiln writes. */

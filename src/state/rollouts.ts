@@ -54,6 +54,11 @@ export interface RolloutStatus {
   readonly weights?: Readonly<Record<ReleaseName, number>>;
   /** Blue/green: when traffic was switched to the new release. */
   readonly switchedAt?: string;
+  /**
+   * Canary: the step, the analysis window and the judge's looks. The fleet owns its shape; the
+   * store keeps it as the JSON document it is.
+   */
+  readonly canary?: { readonly [key: string]: unknown };
   readonly conditions: readonly Condition[];
 }
 

@@ -63,6 +63,7 @@ export interface InstancesTable {
   created_at: string;
   updated_at: string;
   stopped_at: string | null;
+  role: string | null;
 }
 
 /** `tokens`: API tokens, stored as SHA-256 hashes only. */

@@ -23,7 +23,14 @@ export {
   spreadWeight,
   type WeightSplit,
 } from './weights.js';
-export { LATENCY_BUCKETS_MS, PROMETHEUS_CONTENT_TYPE, prometheusText } from './metrics.js';
+export {
+  FINE_LATENCY,
+  fineBucket,
+  fineBucketMs,
+  LATENCY_BUCKETS_MS,
+  PROMETHEUS_CONTENT_TYPE,
+  prometheusText,
+} from './metrics.js';
 export { DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_IDLE_SOCKET_TIMEOUT_MS, DEFAULT_MAX_RETRIES } from './proxy.js';
 export {
   createLocalRouter,

@@ -3,7 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpBackends } from '../../test/support/http-backends.js';
-import { BackendCounters, LATENCY_BUCKETS_MS, PROMETHEUS_CONTENT_TYPE, prometheusText } from './metrics.js';
+import {
+  BackendCounters,
+  FINE_LATENCY,
+  fineBucket,
+  fineBucketMs,
+  LATENCY_BUCKETS_MS,
+  PROMETHEUS_CONTENT_TYPE,
+  prometheusText,
+} from './metrics.js';
 import { startRouterServer, type RunningRouterServer } from './router-server.js';
 
 interface Sample {
@@ -111,6 +119,26 @@ describe('BackendCounters', () => {
     expect(snap.latencyMs.buckets.map((b) => b.count)).toEqual(cumulative);
     expect(snap.latencyMs.count).toBe(count);
     expect(snap.latencyMs.sum).toBe(latencies.reduce((a, b) => a + b, 0));
+  });
+
+  it('keeps every latency within 2 % below its fine bucket bound, from 10 µs to 10 minutes', () => {
+    for (let ms = 0.0101; ms < 600_000; ms *= 1.0137) {
+      const bound = fineBucketMs(fineBucket(ms));
+      expect(bound, `${ms} ms`).toBeGreaterThanOrEqual(ms * 0.9999);
+      expect(bound, `${ms} ms`).toBeLessThanOrEqual(ms * FINE_LATENCY.growth * 1.0001);
+    }
+    expect(fineBucket(0)).toBe(0);
+    expect(fineBucket(1e9)).toBe(FINE_LATENCY.buckets - 1);
+  });
+
+  it('reports the fine histogram sparsely, as [bound, count] pairs', () => {
+    const c = new BackendCounters();
+    for (const ms of [1, 1, 1.001, 2, 50]) c.observe(ms);
+    const fine = c.snapshot('web', 'a').latencyMs.fine!;
+    expect(fine.reduce((n, [, k]) => n + k, 0)).toBe(5);
+    expect(fine.map(([b]) => b)).toEqual([...fine.map(([b]) => b)].sort((a, b) => a - b));
+    expect(fine).toHaveLength(3);
+    expect(fine[0]![1]).toBe(3);
   });
 
   it('counts responses by status class and ignores nonsense codes', () => {

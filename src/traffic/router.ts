@@ -41,6 +41,11 @@ export interface LatencyHistogram {
   /** Total milliseconds over all requests. */
   readonly sum: number;
   readonly count: number;
+  /**
+   * The same latencies in 2 % buckets (see `FINE_LATENCY`), as `[upper bound ms, count]` for the
+   * non-empty ones: what the canary judge ranks. Absent when the router cannot give it (HAProxy).
+   */
+  readonly fine?: readonly (readonly [number, number])[];
 }
 
 /** Counters for one backend of one service since the router started serving it. */
