@@ -126,7 +126,7 @@ describe('ApiClient', () => {
     expect(internal).toBeInstanceOf(KilnError);
     expect((internal as KilnError).code).toBe('internal');
     expect((internal as KilnError).message).toMatch(/answered 500: the control plane failed/);
-    const body = await rejection(api.deploy('web', { strategy: 'canary' as 'rolling' }));
+    const body = await rejection(api.deploy('web', { strategy: 'blue' as 'rolling' }));
     expect(body).toBeInstanceOf(ValidationError);
     expect((body as ValidationError).issues[0]?.path).toBe('strategy');
   });

@@ -12,15 +12,20 @@ import {
   ValidationError,
 } from '../errors/index.js';
 import type {
-  BackendMetricsJson,
   ApiErrorJson,
+  BackendMetricsJson,
   DeployRequest,
   DeployResultJson,
   EventJson,
   HealthJson,
   InstanceJson,
   ReleaseJson,
+  RingJson,
+  RingRequest,
   RollbackRequest,
+  RolloutCommandJson,
+  RolloutCommandRequest,
+  RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
 } from './types.js';
@@ -116,6 +121,34 @@ export class ApiClient {
   /** One rollout. */
   rollout(id: string): Promise<RolloutJson> {
     return this.json('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  /** Starts releasing a new base image to the services rebaked on it, in waves by tier. */
+  startRing(request: RingRequest): Promise<RingJson> {
+    return this.json('POST', '/v1/rings', { body: request });
+  }
+
+  /** Base-image rings, newest first. */
+  rings(limit?: number): Promise<RingJson[]> {
+    return this.json('GET', '/v1/rings', { query: { limit } });
+  }
+
+  /** The service's newest rollout in detail: conditions and, for a canary, its steps and every look. */
+  serviceRollout(service: string): Promise<RolloutDetailJson> {
+    return this.json('GET', `/v1/services/${encodeURIComponent(service)}/rollout`);
+  }
+
+  /** Promotes (`full`: to 100 %), aborts, pauses or resumes the service's canary rollout. */
+  controlRollout(
+    service: string,
+    command: RolloutCommandJson,
+    request: RolloutCommandRequest = {},
+  ): Promise<RolloutDetailJson> {
+    return this.json(
+      'POST',
+      `/v1/services/${encodeURIComponent(service)}/rollout/${encodeURIComponent(command)}`,
+      { body: request },
+    );
   }
 
   /** The router's per-instance counters (requests, status classes, errors, latency), of one service or all. */

@@ -114,7 +114,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           '; add it under services:',
       );
     };
-    const plane = new FleetPlane({ store, controller, driver, images, declared });
+    const plane = new FleetPlane({ store, controller, driver, images, declared, log });
+    plane.start();
+    closers.push(() => plane.close());
     const api: ApiServer = await startApiServer({
       plane,
       tokens: store.tokens,

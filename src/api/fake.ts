@@ -3,7 +3,7 @@
  * services, releases and instances, script how a rollout moves, inject faults, and assert the
  * exact ordered list of calls it received.
  */
-import { NotFoundError, ValidationError } from '../errors/index.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors/index.js';
 import type {
   BackendMetricsJson,
   ControlPlane,
@@ -12,7 +12,12 @@ import type {
   EventJson,
   InstanceJson,
   ReleaseJson,
+  RingJson,
+  RingRequest,
   RollbackRequest,
+  RolloutCommandJson,
+  RolloutCommandRequest,
+  RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
 } from './types.js';
@@ -157,6 +162,57 @@ export class FakeControlPlane implements ControlPlane {
     const next = { ...stored, ...step };
     this.rolloutLog.set(id, next);
     return next;
+  }
+
+  /** Rollout details the test sets, by service. */
+  readonly rolloutDetails = new Map<string, RolloutDetailJson>();
+
+  async serviceRollout(service: string): Promise<RolloutDetailJson> {
+    this.record('serviceRollout', service);
+    const detail = this.rolloutDetails.get(service);
+    if (detail === undefined) throw new NotFoundError(`${service} has no rollouts yet`);
+    return detail;
+  }
+
+  async controlRollout(
+    service: string,
+    command: RolloutCommandJson,
+    request: RolloutCommandRequest,
+    actor: string,
+  ): Promise<RolloutDetailJson> {
+    this.record('controlRollout', service, command, request, actor);
+    const detail = this.rolloutDetails.get(service);
+    if (detail === undefined || detail.done) throw new ConflictError(`${service} has no rollout in progress`);
+    const phase = command === 'pause' ? 'paused' : command === 'abort' ? 'rolled-back' : 'progressing';
+    const next = { ...detail, phase, done: command === 'abort' } as RolloutDetailJson;
+    this.rolloutDetails.set(service, next);
+    return next;
+  }
+
+  /** Rings the test sets or `startRing` made, newest first. */
+  readonly ringLog: RingJson[] = [];
+
+  async startRing(request: RingRequest, actor: string): Promise<RingJson> {
+    this.record('startRing', request, actor);
+    const now = new Date().toISOString();
+    const ring: RingJson = {
+      id: `ring-${this.ringLog.length + 1}`,
+      base: request.base,
+      baseDigest: request.baseDigest,
+      phase: 'running',
+      message: `releasing base ${request.base}`,
+      createdBy: actor,
+      createdAt: now,
+      updatedAt: now,
+      waves: [{ tier: 1, phase: 'pending', services: request.targets.map((t) => ({ ...t })) }],
+    };
+    this.ringLog.unshift(ring);
+    return ring;
+  }
+
+  async rings(limit?: number): Promise<RingJson[]> {
+    this.record('rings', limit);
+    return this.ringLog.slice(0, limit ?? 20);
   }
 
   /** Counters the test sets in `metricsLog`. */

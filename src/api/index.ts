@@ -36,7 +36,8 @@ export {
   type ConnectionFlags,
   type ServerFileJson,
 } from './connect.js';
-export { FleetPlane, instanceJson, releaseJson, rolloutJson, type FleetPlaneOptions } from './plane.js';
+export { FleetPlane, type FleetPlaneOptions } from './plane.js';
+export { instanceJson, releaseJson, ringJson, rolloutDetailJson, rolloutJson } from './json.js';
 export {
   controlPlanePaths,
   startControlPlane,

@@ -1,12 +1,15 @@
 /**
- * The control plane the API serves, over the fleet controller and the state store: records become
- * the documented JSON shapes of `types.ts` here, and nowhere else.
+ * The control plane the API serves, over the fleet controller and the state store. Records become
+ * the documented JSON shapes of `types.ts` in json.ts, and nowhere else.
  */
 import { NotFoundError } from '../errors/index.js';
 import {
+  controlRollout,
   deploy,
   releaseSpec,
   rollback,
+  RingRunner,
+  startRing,
   viewOf,
   type FleetController,
   type ImageCatalog,
@@ -15,14 +18,7 @@ import {
 } from '../fleet/index.js';
 import type { RuntimeDriver } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';
-import {
-  isTerminalPhase,
-  releaseName,
-  type InstanceRecord,
-  type ReleaseRecord,
-  type RolloutRecord,
-  type StateStore,
-} from '../state/index.js';
+import type { StateStore } from '../state/index.js';
 import type {
   BackendMetricsJson,
   ControlPlane,
@@ -31,10 +27,16 @@ import type {
   EventJson,
   InstanceJson,
   ReleaseJson,
+  RingJson,
+  RingRequest,
   RollbackRequest,
+  RolloutCommandJson,
+  RolloutCommandRequest,
+  RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
 } from './types.js';
+import { instanceJson, releaseJson, ringJson, rolloutDetailJson, rolloutJson } from './json.js';
 
 /** Options of {@link FleetPlane}. */
 export interface FleetPlaneOptions {
@@ -48,16 +50,53 @@ export interface FleetPlaneOptions {
   readonly host?: string;
   /** @default Date.now */
   readonly clock?: () => number;
+  /** Diagnostics, one line each. @default nothing */
+  readonly log?: (line: string) => void;
 }
 
 /** The {@link ControlPlane} of one project: its store, controller and runtime. */
 export class FleetPlane implements ControlPlane {
   readonly #o: FleetPlaneOptions;
   readonly #clock: () => number;
+  readonly #rings: RingRunner;
 
   constructor(options: FleetPlaneOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#rings = new RingRunner(this.#ctx(), options.log);
+  }
+
+  /** Starts moving base-image rings on (the running one, after a restart, included). */
+  start(): void {
+    this.#rings.start();
+  }
+
+  async close(): Promise<void> {
+    await this.#rings.close();
+  }
+
+  async startRing(request: RingRequest, actor: string): Promise<RingJson> {
+    const { store } = this.#o;
+    try {
+      for (const t of request.targets) if (!store.services.find(t.service)) throw this.#unknown(t.service);
+      const ring = await startRing(this.#ctx(), { ...request, actor });
+      store.audit.append({
+        actor,
+        action: 'ring.start',
+        target: request.base,
+        result: 'ok',
+        detail: `ring ${ring.id}: ${ring.message}`,
+      });
+      return ringJson(ring);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      store.audit.append({ actor, action: 'ring.start', target: request.base, result: 'failed', detail });
+      throw err;
+    }
+  }
+
+  async rings(limit?: number): Promise<RingJson[]> {
+    return this.#o.store.rings.list(limit).map(ringJson);
   }
 
   async status(service?: string): Promise<ServiceStatusJson[]> {
@@ -143,6 +182,45 @@ export class FleetPlane implements ControlPlane {
     return rolloutJson(this.#o.store.rollouts.get(id));
   }
 
+  async serviceRollout(service: string): Promise<RolloutDetailJson> {
+    const { store } = this.#o;
+    if (!store.services.find(service)) throw this.#unknown(service);
+    const last = viewOf(store, service, this.#clock()).lastRollout;
+    if (!last)
+      throw new NotFoundError(`${service} has no rollouts yet; deploy it with kiln deploy ${service}`);
+    return rolloutDetailJson(store, last);
+  }
+
+  async controlRollout(
+    service: string,
+    command: RolloutCommandJson,
+    request: RolloutCommandRequest,
+    actor: string,
+  ): Promise<RolloutDetailJson> {
+    const { store } = this.#o;
+    try {
+      if (!store.services.find(service)) throw this.#unknown(service);
+      const rollout = await controlRollout(this.#ctx(), {
+        service,
+        command,
+        actor,
+        ...(request.full !== undefined ? { full: request.full } : {}),
+      });
+      store.audit.append({
+        actor,
+        action: `rollout.${command}`,
+        target: service,
+        result: 'ok',
+        detail: `rollout ${rollout.id}${request.full ? ' (full)' : ''}`,
+      });
+      return rolloutDetailJson(store, rollout);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      store.audit.append({ actor, action: `rollout.${command}`, target: service, result: 'failed', detail });
+      throw err;
+    }
+  }
+
   async metrics(service?: string): Promise<BackendMetricsJson[]> {
     if (service !== undefined && !this.#o.store.services.find(service)) throw this.#unknown(service);
     const all = await this.#o.controller.metrics();
@@ -224,53 +302,4 @@ export class FleetPlane implements ControlPlane {
         `; deploy it with kiln deploy ${service}`,
     );
   }
-}
-
-export function releaseJson(r: ReleaseRecord, current: boolean): ReleaseJson {
-  return {
-    service: r.service,
-    name: r.name,
-    digest: r.digest,
-    configHash: r.configHash,
-    createdAt: r.createdAt,
-    createdBy: r.createdBy,
-    reason: r.reason,
-    current,
-  };
-}
-
-export function rolloutJson(r: RolloutRecord): RolloutJson {
-  const message = r.status.conditions.find((c) => c.type === 'Progressing')?.message;
-  return {
-    id: r.id,
-    service: r.service,
-    ...(r.fromRelease !== undefined ? { from: releaseName(r.fromRelease) } : {}),
-    to: releaseName(r.toRelease),
-    strategy: r.strategy,
-    phase: r.phase,
-    done: isTerminalPhase(r.phase),
-    ...(message !== undefined ? { message } : {}),
-    createdAt: r.createdAt,
-    updatedAt: r.updatedAt,
-    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
-  };
-}
-
-export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
-  return {
-    id: i.id,
-    service: i.service,
-    release: releaseName(i.release),
-    digest: i.digest,
-    ...(i.port !== undefined ? { port: i.port } : {}),
-    ...(pid !== undefined ? { pid } : {}),
-    state: i.state,
-    stateSince: i.stateSince,
-    health: {
-      status: i.health.status,
-      failures: i.health.failures,
-      ...(i.health.checkedAt !== undefined ? { checkedAt: i.health.checkedAt } : {}),
-    },
-    createdAt: i.createdAt,
-  };
 }

@@ -4,7 +4,7 @@
  */
 import type { TokenScope } from '../state/index.js';
 import type { Caller } from './auth.js';
-import type { ControlPlane, HealthJson } from './types.js';
+import type { ControlPlane, HealthJson, RolloutCommandJson } from './types.js';
 import {
   DEPLOY_REQUEST,
   EVENTS_QUERY,
@@ -12,9 +12,14 @@ import {
   NO_QUERY,
   parseBody,
   parseQuery,
+  RING_REQUEST,
+  RINGS_QUERY,
   ROLLBACK_REQUEST,
+  ROLLOUT_COMMAND_REQUEST,
+  ROLLOUT_COMMANDS,
   SERVICE_QUERY,
 } from './validate.js';
+import { ValidationError } from '../errors/index.js';
 
 /** What a handler gets: the plane, the path's parameters, the query, the caller and the body. */
 export interface RouteContext {
@@ -105,6 +110,58 @@ export const ROUTES: readonly Route[] = [
       const request = parseBody(await ctx.body(), ROLLBACK_REQUEST);
       return accepted(await ctx.plane.rollback(ctx.params.name!, request, ctx.caller.name));
     },
+  },
+  {
+    method: 'GET',
+    path: '/v1/services/:name/rollout',
+    scope: 'read',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      return ok(await ctx.plane.serviceRollout(ctx.params.name!));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/services/:name/rollout/:command',
+    scope: 'deploy',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const command = ctx.params.command!;
+      if (!(ROLLOUT_COMMANDS as readonly string[]).includes(command)) {
+        throw new ValidationError(undefined, [
+          {
+            path: 'command',
+            message: `${JSON.stringify(command)} is not a rollout command`,
+            fix: `use one of ${ROLLOUT_COMMANDS.join(', ')}`,
+          },
+        ]);
+      }
+      const request = parseBody(await ctx.body(), ROLLOUT_COMMAND_REQUEST);
+      return ok(
+        await ctx.plane.controlRollout(
+          ctx.params.name!,
+          command as RolloutCommandJson,
+          request,
+          ctx.caller.name,
+        ),
+      );
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/rings',
+    scope: 'deploy',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const request = parseBody(await ctx.body(), RING_REQUEST);
+      return { status: 202, json: await ctx.plane.startRing(request, ctx.caller.name) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/rings',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.rings(parseQuery(ctx.query, RINGS_QUERY).limit)),
   },
   {
     method: 'GET',

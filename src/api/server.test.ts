@@ -234,7 +234,7 @@ describe('API server: errors', () => {
       file: 'request body',
       issues: [{ path: '', message: expect.stringMatching(/^is not JSON/), fix: expect.any(String) }],
     });
-    expect((await post('/v1/services/web/deploy', '{"image": 5, "strategy": "canary"}')).issues).toEqual([
+    expect((await post('/v1/services/web/deploy', '{"image": 5, "strategy": "blue"}')).issues).toEqual([
       {
         path: 'image',
         message: 'must be a string, not number 5',
@@ -242,8 +242,8 @@ describe('API server: errors', () => {
       },
       {
         path: 'strategy',
-        message: 'must be one of "rolling", "bluegreen"',
-        fix: 'use "rolling" or "bluegreen", or leave it out to use the service\'s own',
+        message: 'must be one of "rolling", "bluegreen", "canary"',
+        fix: 'use "rolling", "bluegreen" or "canary", or leave it out to use the service\'s own',
       },
     ]);
     expect((await post('/v1/services/web/deploy', '{"stratgy": "rolling"}')).issues).toEqual([

@@ -136,7 +136,7 @@ export interface DeployRequest {
   /** An image name in the server's store or a digest; default: the service's `image`. */
   readonly image?: string;
   /** Override the service's strategy for this rollout. */
-  readonly strategy?: 'rolling' | 'bluegreen';
+  readonly strategy?: 'rolling' | 'bluegreen' | 'canary';
   /** Recorded with the release. */
   readonly reason?: string;
 }
@@ -164,6 +164,125 @@ export interface HealthJson {
   readonly pid: number;
 }
 
+/** A status condition, as Kubernetes writes them. */
+export interface ConditionJson {
+  readonly type: string;
+  readonly status: 'True' | 'False' | 'Unknown';
+  readonly reason: string;
+  readonly message: string;
+  readonly lastTransitionTime: string;
+}
+
+/** The judge's verdict on one metric at one look. Numbers it could not compute are null. */
+export interface MetricVerdictJson {
+  readonly name: string;
+  /** `pass`, `high` or `low` (failed in that direction), or `nodata` (too few samples to judge). */
+  readonly classification: 'pass' | 'high' | 'low' | 'nodata';
+  readonly critical: boolean;
+  readonly group: string;
+  /** The Mann-Whitney test's p-value and the level it was held to at this look. */
+  readonly pValue: number | null;
+  readonly alpha: number | null;
+  /** Relative shift (latency: 0.2 = 20 % slower) or rate difference (errors: 0.02 = 2 points). */
+  readonly effect: number | null;
+  readonly tolerance: number;
+  /** The Hodges-Lehmann shift of canary over baseline and its confidence interval. */
+  readonly shift: {
+    readonly estimate: number | null;
+    readonly lower: number | null;
+    readonly upper: number | null;
+    readonly confidence: number;
+  };
+  readonly baseline: { readonly n: number; readonly median: number | null; readonly mean: number | null };
+  readonly canary: { readonly n: number; readonly median: number | null; readonly mean: number | null };
+  /** One sentence: what was seen and why it passed or failed. */
+  readonly reason: string;
+}
+
+/** One look of the canary judge. */
+export interface CanaryLookJson {
+  /** The step (1-based) and its canary weight in percent. */
+  readonly step: number;
+  readonly weight: number;
+  /** This look's number and how many the step has. */
+  readonly look: number;
+  readonly looks: number;
+  readonly at: string;
+  /** 0–100; null when no metric could be judged. */
+  readonly score: number | null;
+  /** `pass` (the step is promoted), `fail` (rolled back) or `continue` (keep analysing). */
+  readonly decision: 'pass' | 'fail' | 'continue';
+  readonly reason: string;
+  /** Requests each side served in the window so far. */
+  readonly samples: { readonly baseline: number; readonly canary: number };
+  readonly metrics: readonly MetricVerdictJson[];
+  /** Power warnings and metrics that could not be read. */
+  readonly warnings: readonly string[];
+}
+
+/** A rollout with its conditions and, for a canary, its steps and every look of the judge. */
+export interface RolloutDetailJson extends RolloutJson {
+  readonly conditions: readonly ConditionJson[];
+  readonly canary?: {
+    /** The current step, 1-based; `steps.length + 1` while the canary is promoted to 100 %. */
+    readonly step: number;
+    readonly steps: readonly { readonly weight: number; readonly analyseMs?: number }[];
+    /** The canary's traffic weight now, in percent. */
+    readonly weight: number;
+    /** When the current step's analysis window opened. */
+    readonly windowStartedAt?: string;
+    readonly looks: readonly CanaryLookJson[];
+  };
+}
+
+/** One service of a base-image ring's wave. */
+export interface RingServiceJson {
+  readonly service: string;
+  readonly image: string;
+  readonly digest: string;
+  readonly rollout?: string;
+  /** The release it ran before its wave. */
+  readonly previous?: string;
+  readonly outcome?: 'succeeded' | 'unchanged' | 'failed' | 'reverted' | 'skipped';
+  readonly message?: string;
+}
+
+/** A base-image promotion ring: its waves, lowest tier first. */
+export interface RingJson {
+  readonly id: string;
+  readonly base: string;
+  readonly baseDigest: string;
+  readonly phase: 'running' | 'succeeded' | 'failed';
+  readonly message: string;
+  readonly createdBy: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt?: string;
+  readonly waves: readonly {
+    readonly tier: number;
+    readonly phase: 'pending' | 'running' | 'succeeded' | 'rolled-back';
+    readonly startedAt?: string;
+    readonly finishedAt?: string;
+    readonly services: readonly RingServiceJson[];
+  }[];
+}
+
+/** `POST /v1/rings`: release a new base image to the services whose images were rebaked on it. */
+export interface RingRequest {
+  readonly base: string;
+  readonly baseDigest: string;
+  readonly targets: readonly { readonly service: string; readonly image: string; readonly digest: string }[];
+}
+
+/** What a person can do to a canary rollout in flight. */
+export type RolloutCommandJson = 'promote' | 'abort' | 'pause' | 'resume';
+
+/** `POST /v1/services/:name/rollout/:command`. */
+export interface RolloutCommandRequest {
+  /** promote: skip every remaining step, not only the current one. */
+  readonly full?: boolean;
+}
+
 /**
  * What the HTTP API serves: the control plane's operations. The fleet controller implements it;
  * tests use fakes. Methods throw kiln errors (NotFoundError, ValidationError, ConflictError), which
@@ -178,6 +297,19 @@ export interface ControlPlane {
   deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson>;
   rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson>;
   rollout(id: string): Promise<RolloutJson>;
+  /** The service's newest rollout (in flight or finished), in detail. */
+  serviceRollout(service: string): Promise<RolloutDetailJson>;
+  /** Starts releasing a new base image in waves by tier. */
+  startRing(request: RingRequest, actor: string): Promise<RingJson>;
+  /** Rings, newest first. */
+  rings(limit?: number): Promise<RingJson[]>;
+  /** Promotes, aborts, pauses or resumes the service's canary rollout in flight. */
+  controlRollout(
+    service: string,
+    command: RolloutCommandJson,
+    request: RolloutCommandRequest,
+    actor: string,
+  ): Promise<RolloutDetailJson>;
   /** Events after sequence number `since`, oldest first, at most `limit`. */
   events(since: number, service?: string, limit?: number): Promise<EventJson[]>;
   /** The router's per-instance counters, of one service or all. */

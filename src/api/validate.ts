@@ -6,7 +6,13 @@
 import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors/index.js';
 import { MAX_READ_LIMIT } from '../state/index.js';
-import type { DeployRequest, RollbackRequest } from './types.js';
+import type {
+  DeployRequest,
+  RingRequest,
+  RollbackRequest,
+  RolloutCommandJson,
+  RolloutCommandRequest,
+} from './types.js';
 
 /** What each field of a body or query should be, keyed by field name. */
 type Fixes = Readonly<Record<string, string>>;
@@ -24,12 +30,12 @@ const REASON_MAX = 1000;
 export const DEPLOY_REQUEST: Checked<DeployRequest> = {
   schema: z.strictObject({
     image: z.string().min(1).max(NAME_MAX).optional(),
-    strategy: z.enum(['rolling', 'bluegreen']).optional(),
+    strategy: z.enum(['rolling', 'bluegreen', 'canary']).optional(),
     reason: z.string().max(REASON_MAX).optional(),
   }),
   fixes: {
     image: "give an image name in the server's store or a digest (sha256:…), as a string",
-    strategy: 'use "rolling" or "bluegreen", or leave it out to use the service\'s own',
+    strategy: 'use "rolling", "bluegreen" or "canary", or leave it out to use the service\'s own',
     reason: `give the reason as a string of at most ${REASON_MAX} characters`,
   },
 };
@@ -44,6 +50,50 @@ export const ROLLBACK_REQUEST: Checked<RollbackRequest> = {
   }),
   fixes: { to: 'name a release such as "r3", or leave it out to go back to the one before the current' },
 };
+
+/** `POST /v1/services/:name/rollout/:command`. */
+export const ROLLOUT_COMMAND_REQUEST: Checked<RolloutCommandRequest> = {
+  schema: z.strictObject({ full: z.boolean().optional() }),
+  fixes: { full: 'give true to promote through every remaining step, or leave it out' },
+};
+
+/** `POST /v1/rings`. */
+export const RING_REQUEST: Checked<RingRequest> = {
+  schema: z.strictObject({
+    base: z.string().min(1).max(NAME_MAX),
+    baseDigest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be a sha256 digest'),
+    targets: z
+      .array(
+        z.strictObject({
+          service: z.string().min(1).max(NAME_MAX),
+          image: z.string().min(1).max(NAME_MAX),
+          digest: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be a sha256 digest'),
+        }),
+      )
+      .min(1)
+      .max(10_000),
+  }),
+  fixes: {
+    base: 'name the base image, as the config does',
+    baseDigest: 'give the base image\'s digest, "sha256:" and 64 hex digits',
+    targets: 'list each service to release, with the image rebaked on the base and its digest',
+  },
+};
+
+/** `?limit=` of `GET /v1/rings`. */
+export const RINGS_QUERY: Checked<{ limit?: number }> = {
+  schema: z.strictObject({
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,2}$/, 'must be a whole number from 1 to 999')
+      .transform(Number)
+      .optional(),
+  }),
+  fixes: { limit: 'give how many rings to list, such as ?limit=5' },
+};
+
+/** The `:command` of `POST /v1/services/:name/rollout/:command`. */
+export const ROLLOUT_COMMANDS: readonly RolloutCommandJson[] = ['promote', 'abort', 'pause', 'resume'];
 
 const count = (what: string) =>
   z

@@ -86,6 +86,7 @@ export function deployCommand(): Command {
           new Option('--strategy <strategy>', "override the service's strategy").choices([
             'rolling',
             'bluegreen',
+            'canary',
           ]),
         )
         .option('--reason <text>', 'recorded with the release')
@@ -96,7 +97,7 @@ export function deployCommand(): Command {
       service: string,
       opts: WaitFlags & {
         image?: string;
-        strategy?: 'rolling' | 'bluegreen';
+        strategy?: 'rolling' | 'bluegreen' | 'canary';
         reason?: string;
         bake: boolean;
       },

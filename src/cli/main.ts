@@ -17,6 +17,8 @@ import {
   rollbackCommand,
   statusCommand,
 } from './fleet.js';
+import { releaseCommand, ringsCommand } from './rings.js';
+import { rolloutCommand } from './rollout.js';
 
 /** The whole command tree; one file per verb. */
 export function program(): Command {
@@ -43,6 +45,9 @@ export function program(): Command {
     statusCommand(),
     instancesCommand(),
     logsCommand(),
+    rolloutCommand(),
+    releaseCommand(),
+    ringsCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
   }

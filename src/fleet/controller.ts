@@ -9,6 +9,7 @@ import { KilnError } from '../errors/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
 import type { BackendMetrics, TrafficRouter } from '../traffic/index.js';
+import { analyseCanaries } from './canary.js';
 import { desiredOf, viewOf } from './desired.js';
 import { Executor } from './executor.js';
 import type { ImageCatalog } from './images.js';
@@ -174,6 +175,13 @@ export class FleetController {
       const desired = this.#desired(now);
       const actions = plan(desired, this.#tracker.observed(), now);
       await this.#executor.execute(actions, desired);
+      const analyst = {
+        store: this.#options.store,
+        metrics: () => this.#options.router.metrics(),
+        clock: this.#clock,
+        log: this.#options.log ?? (() => {}),
+      };
+      if (await analyseCanaries(analyst, desired, this.#tracker.observed())) this.#again = true;
     } catch (err) {
       this.#options.log?.(`controller: pass failed: ${err instanceof Error ? err.message : String(err)}`);
       if (!(err instanceof KilnError)) this.#options.log?.(err instanceof Error ? (err.stack ?? '') : '');

@@ -50,3 +50,49 @@ export function rollingStep(input: {
   const stop = Math.min(oldLive, oldLive - oldHealthy + Math.max(0, oldHealthy + newHealthy - minHealthy));
   return { start, stop };
 }
+
+/** Where a canary step puts instances and traffic. */
+export interface CanaryPlacement {
+  /** Canary instances (new release), and as many baseline instances (old release) when analysed. */
+  readonly canaries: number;
+  readonly baselines: number;
+  /** Percent of the service's traffic for the stable, baseline and canary instances. */
+  readonly shares: { readonly stable: number; readonly baseline: number; readonly canary: number };
+}
+
+/**
+ * A canary step's placement, as Kayenta runs one: the canary gets `weight` % of the traffic on
+ * `ceil(replicas × weight / 100)` instances (at least one), and an analysed step adds a fresh
+ * baseline of the old release, as many instances with the same share, so the two are compared on
+ * equal terms. The stable instances keep the rest.
+ *
+ * @example
+ * canaryPlacement(4, 10, true); // { canaries: 1, baselines: 1, shares: { stable: 80, baseline: 10, canary: 10 } }
+ */
+export function canaryPlacement(replicas: number, weight: number, analysed: boolean): CanaryPlacement {
+  const canaries = weight <= 0 ? 0 : Math.max(1, Math.ceil((replicas * weight) / 100));
+  const baselines = analysed ? canaries : 0;
+  const baseline = analysed ? weight : 0;
+  return {
+    canaries,
+    baselines,
+    shares: { stable: Math.max(0, 100 - weight - baseline), baseline, canary: weight },
+  };
+}
+
+/**
+ * Per-instance router weights (whole numbers up to `max`) that give each group its share of the
+ * traffic however many instances it has: the busiest instance gets `max`, the rest in proportion,
+ * and any instance of a group with a share gets at least 1.
+ *
+ * @example
+ * instanceWeights([{ share: 90, instances: 3 }, { share: 5, instances: 1 }], 256); // [256, 43]
+ */
+export function instanceWeights(
+  groups: readonly { readonly share: number; readonly instances: number }[],
+  max: number,
+): number[] {
+  const per = groups.map((g) => (g.instances > 0 ? g.share / g.instances : 0));
+  const top = Math.max(0, ...per);
+  return per.map((p) => (p <= 0 || top === 0 ? 0 : Math.max(1, Math.round((p / top) * max))));
+}

@@ -5,7 +5,7 @@
  * failed or was rolled back), so a restarted controller derives exactly what the old one had.
  */
 import { createHash } from 'node:crypto';
-import type { ServiceSpec } from '../spec/index.js';
+import { strategySchema, type ServiceSpec, type StrategySpec } from '../spec/index.js';
 import {
   canonicalJson,
   isTerminalPhase,
@@ -13,6 +13,7 @@ import {
   type RolloutRecord,
   type StateStore,
 } from '../state/index.js';
+import { canaryProgress } from './canary-status.js';
 import type { DesiredService, ReleaseRef } from './types.js';
 
 /** How a release's instances run: the image's process, fixed when the release is made. */
@@ -85,12 +86,7 @@ export function desiredOf(view: ServiceView): DesiredService | undefined {
   const { current, active, from } = view;
   if (!current) return undefined;
   const spec = releaseSpec(current).service;
-  const strategy =
-    active && active.strategy === 'bluegreen'
-      ? { type: 'bluegreen' as const, rollbackWindow: rollbackWindowOf(spec) }
-      : active && active.strategy === 'rolling' && spec.strategy.type !== 'rolling'
-        ? { type: 'rolling' as const, maxSurge: '25%', maxUnavailable: 0 }
-        : spec.strategy;
+  const strategy = active ? strategyOf(active, spec) : spec.strategy;
   return {
     name: view.name,
     replicas: spec.replicas,
@@ -103,15 +99,41 @@ export function desiredOf(view: ServiceView): DesiredService | undefined {
             id: active.id,
             ...(from ? { from: refOf(from) } : {}),
             to: refOf(current),
-            phase: 'progressing' as const,
+            phase: active.phase === 'paused' ? ('paused' as const) : ('progressing' as const),
             startedAt: Date.parse(active.createdAt),
             ...(active.status.switchedAt ? { switchedAt: Date.parse(active.status.switchedAt) } : {}),
+            ...(active.strategy === 'canary' ? { canary: canaryProgress(active) } : {}),
           },
         }
       : {}),
     ...(view.standby ? { standby: { release: refOf(view.standby.release), until: view.standby.until } } : {}),
     progressDeadlineMs: spec.progressDeadline,
   };
+}
+
+/**
+ * The canary a rollout uses when the service declares another strategy (a base-image ring, or
+ * `deploy --strategy canary`): 10 % analysed for 2 minutes with the default metrics, then 100 %.
+ */
+export const DEFAULT_CANARY: Extract<StrategySpec, { type: 'canary' }> = strategySchema.parse({
+  type: 'canary',
+  steps: [{ weight: 10, analyse: '2m' }],
+}) as Extract<StrategySpec, { type: 'canary' }>;
+
+/**
+ * The strategy a rollout runs by: the service's own when the rollout uses its type, else that
+ * type's defaults (a rollback by rolling, a blue/green rollback to a warm standby, a ring's canary).
+ */
+export function strategyOf(rollout: RolloutRecord, spec: ServiceSpec): StrategySpec {
+  if (rollout.strategy === spec.strategy.type) return spec.strategy;
+  switch (rollout.strategy) {
+    case 'bluegreen':
+      return { type: 'bluegreen', rollbackWindow: rollbackWindowOf(spec) };
+    case 'rolling':
+      return { type: 'rolling', maxSurge: '25%', maxUnavailable: 0 };
+    case 'canary':
+      return DEFAULT_CANARY;
+  }
 }
 
 function rollbackWindowOf(spec: ServiceSpec): number {

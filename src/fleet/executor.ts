@@ -4,14 +4,14 @@
  * exited and orphaned ones). Every instance is recorded before it is started, so a crash between
  * the two leaves a record the next resync resolves, never an instance nobody knows.
  */
-import { isTerminalPhase, setCondition, ConditionReason, ConditionType } from '../state/index.js';
-import type { PortRange, StateStore } from '../state/index.js';
+import type { InstanceRole, PortRange, StateStore } from '../state/index.js';
 import type { Digest } from '../oci/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { Backend, TrafficRouter } from '../traffic/index.js';
 import { releaseSpec } from './desired.js';
 import type { ImageCatalog } from './images.js';
 import { PortPicker } from './ports.js';
+import { recordOutcome } from './outcome.js';
 import type { InstanceTracker, Tracked } from './tracker.js';
 import type { Action, DesiredService, StopReason } from './types.js';
 
@@ -140,7 +140,7 @@ export class Executor {
       starts.map(async (a) => {
         const backoff = this.#backoff.get(a.service);
         if (backoff && backoff.until > now) return;
-        await this.#start(a.service, a.release.name);
+        await this.#start(a.service, a.release.name, a.role);
       }),
     );
     for (const a of actions) if (a.type === 'rollout') this.#rollout(a);
@@ -163,11 +163,11 @@ export class Executor {
     this.#routes.clear();
   }
 
-  async #start(service: string, release: string): Promise<void> {
+  async #start(service: string, release: string, role?: InstanceRole): Promise<void> {
     const { store, driver, tracker } = this.#o;
     const rel = store.releases.get(service, release as `r${number}`);
     const spec = releaseSpec(rel);
-    const record = await this.#record(service, rel.number);
+    const record = await this.#record(service, rel.number, role);
     if (!record) return;
     tracker.track(record, spec.service.health);
     const port = record.port!;
@@ -193,7 +193,7 @@ export class Executor {
           ? { memoryBytes: spec.service.resources.memory }
           : {}),
         ...(spec.service.resources.cpus !== undefined ? { cpus: spec.service.resources.cpus } : {}),
-        labels: { 'kiln.service': service, 'kiln.release': rel.name },
+        labels: { 'kiln.service': service, 'kiln.release': rel.name, ...(role ? { 'kiln.role': role } : {}) },
       });
       store.events.append({
         kind: 'instance.started',
@@ -220,9 +220,9 @@ export class Executor {
   }
 
   /** Records a new instance on a free port ({@link PortPicker}); none free: the service backs off. */
-  async #record(service: string, release: number) {
+  async #record(service: string, release: number, role?: InstanceRole) {
     const { value, skipped } = await this.#ports.pick((port) =>
-      this.#o.store.instances.create({ service, release, port }),
+      this.#o.store.instances.create({ service, release, port, ...(role ? { role } : {}) }),
     );
     if (skipped.length > 0) {
       this.#o.log(
@@ -335,43 +335,7 @@ export class Executor {
   }
 
   #rollout(a: Extract<Action, { type: 'rollout' }>): void {
-    const { store } = this.#o;
-    const current = store.rollouts.find(a.id);
-    if (!current || isTerminalPhase(current.phase)) return;
-    const rolledBack = a.phase === 'failed' && current.fromRelease !== undefined;
-    const phase = rolledBack ? 'rolled-back' : a.phase;
-    const message = rolledBack ? `${a.reason}; rolled back to r${current.fromRelease}` : a.reason;
-    const now = new Date(this.#o.clock());
-    const conditions = setCondition(
-      current.status.conditions,
-      {
-        type: ConditionType.Progressing,
-        status: phase === 'succeeded' ? 'True' : 'False',
-        reason:
-          phase === 'succeeded'
-            ? ConditionReason.RolloutSucceeded
-            : rolledBack
-              ? ConditionReason.RolledBack
-              : ConditionReason.ProgressDeadlineExceeded,
-        message,
-      },
-      now,
-    );
-    store.rollouts.update(current.id, current.version, {
-      phase,
-      status: {
-        ...current.status,
-        conditions,
-        ...(a.switchedAt !== undefined ? { switchedAt: new Date(a.switchedAt).toISOString() } : {}),
-      },
-    });
-    store.events.append({
-      kind: `rollout.${phase}`,
-      service: a.service,
-      subject: a.id,
-      reason: phase,
-      message,
-    });
-    this.#o.log(`${a.service}: rollout ${a.id} ${phase}: ${message}`);
+    const message = recordOutcome(this.#o.store, a, this.#o.clock());
+    if (message) this.#o.log(`${a.service}: rollout ${a.id} ${message}`);
   }
 }

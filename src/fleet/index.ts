@@ -23,9 +23,22 @@ export {
   type ControllerOptions,
 } from './controller.js';
 export { deploy, rollback, type DeployInput, type OperationsContext, type Outcome } from './operations.js';
+export { controlRollout, type RolloutCommand, type RolloutCommandInput } from './rollout-control.js';
+export {
+  analyseCanaries,
+  judgeConfigOf,
+  looksOf,
+  DEFAULT_ERROR_TOLERANCE_PP,
+  DEFAULT_RELATIVE_TOLERANCE_PCT,
+} from './canary.js';
+export { canaryStatusOf, type CanaryLook, type CanaryStatus } from './canary-status.js';
+export { canaryPlacement, instanceWeights, type CanaryPlacement } from './counts.js';
+export { fillQuery, queryRange } from './canary-samples.js';
 export {
   configHash,
+  DEFAULT_CANARY,
   desiredOf,
+  strategyOf,
   releaseSpec,
   viewOf,
   DEFAULT_ROLLBACK_WINDOW_MS,
@@ -35,3 +48,4 @@ export {
 } from './desired.js';
 export { storeCatalog, type ImageCatalog, type ResolvedImage } from './images.js';
 export { liveProber, STARTING_PROBE_MS, type Prober } from './tracker.js';
+export { RING_TICK_MS, RingRunner, startRing, type RingInput, type RingTarget } from './rings.js';

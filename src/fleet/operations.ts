@@ -32,7 +32,7 @@ export interface DeployInput {
   readonly service: string;
   /** An image name in the store or a digest; default: the service's `image`. */
   readonly image?: string;
-  readonly strategy?: 'rolling' | 'bluegreen';
+  readonly strategy?: 'rolling' | 'bluegreen' | 'canary';
   readonly reason?: string;
   /** Who asks (the API token's name). */
   readonly actor: string;
@@ -52,15 +52,6 @@ export interface Outcome {
 export async function deploy(ctx: OperationsContext, input: DeployInput): Promise<Outcome> {
   const spec = await ctx.declared(input.service);
   const strategy = input.strategy ?? spec.strategy.type;
-  if (strategy === 'canary') {
-    throw new ValidationError(undefined, [
-      {
-        path: `services.${input.service}.strategy`,
-        message: 'canary rollouts are not available yet',
-        fix: 'use strategy rolling or bluegreen (or deploy with --strategy rolling)',
-      },
-    ]);
-  }
   const image = await ctx.images.resolve(input.image ?? spec.image);
   const frozen: ReleaseSpec = { service: spec, process: image.process };
   const hash = configHash(frozen);
@@ -108,7 +99,7 @@ export async function deploy(ctx: OperationsContext, input: DeployInput): Promis
  */
 export async function rollback(
   ctx: OperationsContext,
-  input: { readonly service: string; readonly to?: string; readonly actor: string },
+  input: { readonly service: string; readonly to?: string; readonly actor: string; readonly abort?: boolean },
 ): Promise<Outcome> {
   const { store } = ctx;
   const outcome = store.transaction((): Outcome => {
@@ -133,7 +124,12 @@ export async function rollback(
           },
         ]);
       }
-      const rollout = finish(ctx, active, 'rolled-back', `rolled back by ${input.actor}`);
+      const rollout = finish(
+        ctx,
+        active,
+        'rolled-back',
+        `${input.abort ? 'aborted' : 'rolled back'} by ${input.actor}`,
+      );
       return { release: store.releases.get(input.service, active.fromRelease), rollout };
     }
     if (active) {
@@ -194,7 +190,7 @@ function begin(
     readonly service: string;
     readonly fromRelease?: number;
     readonly toRelease: number;
-    readonly strategy: 'rolling' | 'bluegreen';
+    readonly strategy: 'rolling' | 'bluegreen' | 'canary';
     readonly message: string;
   },
 ): RolloutRecord {
@@ -217,7 +213,14 @@ function begin(
   );
   const rollout = store.rollouts.update(created.id, created.version, {
     phase: 'progressing',
-    status: { ...created.status, conditions },
+    status: {
+      ...created.status,
+      conditions,
+      // A canary starts at its first step; a first release has nothing to compare with and runs as any first release.
+      ...(input.strategy === 'canary' && input.fromRelease !== undefined
+        ? { canary: { step: 0, stepStartedAt: new Date(ctx.clock()).toISOString(), looks: [] } }
+        : {}),
+    },
   });
   store.events.append({
     kind: 'rollout.started',

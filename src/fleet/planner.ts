@@ -1,4 +1,5 @@
-import { rollingStep } from './counts.js';
+import { MAX_BACKEND_WEIGHT } from '../traffic/index.js';
+import { canaryPlacement, instanceWeights, rollingStep } from './counts.js';
 import type { Action, DesiredService, ObservedInstance, ReleaseRef, StopReason } from './types.js';
 
 /**
@@ -41,7 +42,9 @@ function planService(svc: DesiredService, instances: readonly ObservedInstance[]
   const ctx: Context = { svc, now, actions: [], live: [] };
   reconcileFailures(ctx, instances);
   const rollout = svc.rollout;
-  if (rollout && rollout.phase === 'progressing' && rollout.from) {
+  if (rollout && rollout.from && svc.strategy.type === 'canary' && rollout.canary) {
+    reconcileCanary(ctx, rollout.from, rollout.to, rollout.id, rollout.canary);
+  } else if (rollout && rollout.phase === 'progressing' && rollout.from) {
     if (svc.strategy.type === 'bluegreen')
       reconcileBlueGreen(ctx, rollout.from, rollout.to, rollout.id, rollout.switchedAt);
     else reconcileRolling(ctx, rollout.from, rollout.to, rollout.id);
@@ -207,6 +210,122 @@ function reconcileBlueGreen(
     reason: `traffic switched to ${green.name}; ${blue.name} kept for rollback`,
     switchedAt: switchedAt ?? ctx.now,
   });
+}
+
+/**
+ * Canary, one step at a time. Before the last step, the stable instances stay at full strength, the
+ * step's canaries (new release) and, when the step is analysed, as many fresh baseline instances
+ * (old release) start beside them, and each group gets its share of traffic (see
+ * `canaryPlacement`). The analysis and the move to the next step are the controller's; the planner
+ * only places. A step of weight 100, or the end of the steps, promotes: the baseline goes, and the
+ * canaries replace the stable instances as a rolling update would.
+ */
+function reconcileCanary(
+  ctx: Context,
+  from: ReleaseRef,
+  to: ReleaseRef,
+  id: string,
+  progress: { readonly step: number; readonly stepStartedAt: number },
+): void {
+  const { svc } = ctx;
+  if (svc.strategy.type !== 'canary') return;
+  const steps = svc.strategy.steps;
+  const step = steps[progress.step];
+  const old = ofRelease(ctx, from);
+  const stable = old.live.filter((i) => i.role !== 'baseline');
+  const baseline = old.live.filter((i) => i.role === 'baseline');
+  const canary = ofRelease(ctx, to);
+  const strays = ctx.live.filter((i) => i.release !== from.name && i.release !== to.name);
+  stop(ctx, strays, Infinity, 'superseded');
+  if (!step || step.weight >= 100) {
+    promoteCanary(ctx, stable, baseline, canary, to, id);
+    return;
+  }
+  const place = canaryPlacement(svc.replicas, step.weight, step.analyse !== undefined);
+  const healthy = (list: readonly ObservedInstance[]) => list.filter((i) => i.phase === 'healthy');
+  fill(ctx, from, stable, svc.replicas);
+  fill(ctx, from, baseline, place.baselines, 'baseline');
+  fill(ctx, to, canary.live, place.canaries, 'canary');
+  // Each group's share is spread over the instances it should have, so a group still starting
+  // gets only its healthy part of its share.
+  const groups = [
+    { list: healthy(stable), share: place.shares.stable, target: svc.replicas },
+    { list: healthy(baseline), share: place.shares.baseline, target: place.baselines },
+    { list: canary.healthy, share: place.shares.canary, target: place.canaries },
+  ];
+  const weights = instanceWeights(
+    groups.map((g) => ({ share: g.share, instances: g.target })),
+    MAX_BACKEND_WEIGHT,
+  );
+  const backends = groups
+    .flatMap((g, k) => g.list.map((i) => ({ id: i.id, weight: weights[k]! })))
+    .filter((b) => b.weight > 0)
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
+  ctx.actions.push({ type: 'route', service: svc.name, backends });
+  const ready = canary.healthy.length >= place.canaries && healthy(baseline).length >= place.baselines;
+  if (
+    !ready &&
+    svc.rollout?.phase === 'progressing' &&
+    ctx.now - progress.stepStartedAt > svc.progressDeadlineMs
+  ) {
+    ctx.actions.push({
+      type: 'rollout',
+      service: svc.name,
+      id,
+      phase: 'failed',
+      reason: `the canary step to ${step.weight}% did not become healthy within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
+    });
+  }
+}
+
+/** Starts or stops instances of `release` in `live` until there are `n`. */
+function fill(
+  ctx: Context,
+  release: ReleaseRef,
+  live: readonly ObservedInstance[],
+  n: number,
+  role?: 'baseline' | 'canary',
+): void {
+  if (live.length < n) {
+    for (let k = live.length; k < n; k++)
+      ctx.actions.push({ type: 'start', service: ctx.svc.name, release, ...(role ? { role } : {}) });
+  } else if (live.length > n) stop(ctx, live, live.length - n, 'surplus');
+}
+
+/** The canary's last step: retire the baseline and replace the stable instances with canaries. */
+function promoteCanary(
+  ctx: Context,
+  stable: readonly ObservedInstance[],
+  baseline: readonly ObservedInstance[],
+  canary: { live: ObservedInstance[]; healthy: ObservedInstance[] },
+  to: ReleaseRef,
+  id: string,
+): void {
+  const { svc } = ctx;
+  stop(ctx, baseline, Infinity, 'superseded');
+  const stableHealthy = stable.filter((i) => i.phase === 'healthy');
+  const step = rollingStep({
+    replicas: svc.replicas,
+    maxSurge: '25%',
+    maxUnavailable: 0,
+    oldLive: stable.length,
+    oldHealthy: stableHealthy.length,
+    newLive: canary.live.length,
+    newHealthy: canary.healthy.length,
+  });
+  start(ctx, to, step.start);
+  route(ctx, [...stableHealthy, ...canary.healthy]);
+  stop(ctx, stable, step.stop, 'superseded');
+  if (canary.live.length > svc.replicas) stop(ctx, canary.live, canary.live.length - svc.replicas, 'surplus');
+  if (canary.healthy.length >= svc.replicas && stable.length - step.stop <= 0) {
+    ctx.actions.push({
+      type: 'rollout',
+      service: svc.name,
+      id,
+      phase: 'succeeded',
+      reason: `canary ${to.name} promoted: all ${svc.replicas} instances are healthy`,
+    });
+  }
 }
 
 /** A rollout that makes no progress within the deadline fails (the controller then rolls back). */

@@ -37,8 +37,61 @@ export class RecordingRouter implements TrafficRouter {
   async routes(): Promise<ServiceRoute[]> {
     return [...this.#routes.values()];
   }
+  /**
+   * Simulated traffic: each `metrics()` call sends `perCall` requests across the routed backends by
+   * weight; `failRate(id)` of a backend's fail with a 500, and each takes `latencyMs(id)`.
+   */
+  traffic?: {
+    readonly perCall: number;
+    readonly failRate: (backendId: string) => number;
+    readonly latencyMs: (backendId: string) => number;
+  };
+  readonly #counters = new Map<string, { requests: number; failures: number; fine: Map<number, number> }>();
+  #seed = 42;
+
   async metrics(): Promise<BackendMetrics[]> {
-    return [];
+    const t = this.traffic;
+    if (!t) return [];
+    const out: BackendMetrics[] = [];
+    for (const route of this.#routes.values()) {
+      const total = route.backends.reduce((n, b) => n + b.weight, 0);
+      for (const b of route.backends) {
+        const c = this.#counters.get(b.id) ?? { requests: 0, failures: 0, fine: new Map<number, number>() };
+        const n = total ? Math.round((t.perCall * b.weight) / total) : 0;
+        for (let k = 0; k < n; k++) {
+          c.requests++;
+          if (this.#random() < t.failRate(b.id)) c.failures++;
+          // Latency varies ±20 % around the backend's own, in 1 % steps.
+          const ms = Math.round(t.latencyMs(b.id) * (0.8 + 0.4 * this.#random()) * 100) / 100;
+          c.fine.set(ms, (c.fine.get(ms) ?? 0) + 1);
+        }
+        this.#counters.set(b.id, c);
+        out.push({
+          service: route.service,
+          backendId: b.id,
+          requests: c.requests,
+          responses: { '1xx': 0, '2xx': c.requests - c.failures, '3xx': 0, '4xx': 0, '5xx': c.failures },
+          errors: 0,
+          retries: 0,
+          inFlight: 0,
+          latencyMs: {
+            buckets: [],
+            sum: 0,
+            count: c.requests,
+            fine: [...c.fine].sort((x, y) => x[0] - y[0]),
+          },
+        });
+      }
+    }
+    return out;
+  }
+
+  /** mulberry32: the same traffic every run. */
+  #random(): number {
+    let x = (this.#seed = (this.#seed + 0x6d2b79f5) | 0);
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   }
   async close(): Promise<void> {}
   route(service: string): ServiceRoute | undefined {
@@ -115,7 +168,8 @@ export class Harness {
     return spec;
   }
 
-  #ctx() {
+  /** What deploy, rollback and the rollout commands need. */
+  ctx() {
     return {
       store: this.store,
       images: fakeCatalog,
@@ -131,13 +185,13 @@ export class Harness {
 
   deploy(
     service: string,
-    options: { image?: string; strategy?: 'rolling' | 'bluegreen' } = {},
+    options: { image?: string; strategy?: 'rolling' | 'bluegreen' | 'canary' } = {},
   ): Promise<Outcome> {
-    return deploy(this.#ctx(), { service, actor: 'test', ...options });
+    return deploy(this.ctx(), { service, actor: 'test', ...options });
   }
 
   rollback(service: string, to?: string): Promise<Outcome> {
-    return rollback(this.#ctx(), { service, actor: 'test', ...(to ? { to } : {}) });
+    return rollback(this.ctx(), { service, actor: 'test', ...(to ? { to } : {}) });
   }
 
   /** Simulates a control-plane restart: a new driver and controller over the same host and store. */

@@ -6,7 +6,7 @@
  * loop reconciles at once.
  */
 import type { HealthSpec } from '../spec/index.js';
-import { releaseName, type InstanceRecord, type StateStore } from '../state/index.js';
+import { releaseName, type InstanceRecord, type InstanceRole, type StateStore } from '../state/index.js';
 import { probe as defaultProbe, type ExecProbe } from './health.js';
 import { transition, type InstanceHealth } from './lifecycle.js';
 import type { InstancePhase, ObservedInstance } from './types.js';
@@ -30,6 +30,7 @@ export interface Tracked {
   readonly id: string;
   readonly service: string;
   readonly release: string;
+  readonly role?: InstanceRole;
   readonly port: number;
   readonly health: HealthSpec;
   state: InstanceHealth;
@@ -77,6 +78,7 @@ export class InstanceTracker {
       id: record.id,
       service: record.service,
       release: releaseName(record.release),
+      ...(record.role ? { role: record.role } : {}),
       port: record.port ?? 0,
       health,
       state: { phase, failures: record.health.failures, since: Date.parse(record.stateSince) || now },
@@ -102,6 +104,7 @@ export class InstanceTracker {
         release: t.release,
         phase: t.state.phase,
         since: t.state.since,
+        ...(t.role ? { role: t.role } : {}),
       }));
   }
 

@@ -1,4 +1,5 @@
 import type { StrategySpec } from '../spec/index.js';
+import type { InstanceRole } from '../state/index.js';
 
 /** An instance's lifecycle: `starting → healthy ⇄ unhealthy → draining → stopped`, plus `tainted`. */
 export type InstancePhase = 'starting' | 'healthy' | 'unhealthy' | 'draining' | 'stopped' | 'tainted';
@@ -12,6 +13,8 @@ export interface ObservedInstance {
   readonly phase: InstancePhase;
   /** When it entered `phase`, in ms since the epoch. */
   readonly since: number;
+  /** A canary analysis's baseline (old release) or canary (new release); absent on stable instances. */
+  readonly role?: InstanceRole;
 }
 
 /** A release the planner may run: its name and image digest. */
@@ -29,6 +32,8 @@ export interface RolloutState {
   readonly startedAt: number;
   /** Blue/green: when traffic was switched to green. */
   readonly switchedAt?: number;
+  /** Canary: the step being worked on (index into the strategy's steps) and when it began. */
+  readonly canary?: { readonly step: number; readonly stepStartedAt: number };
 }
 
 /** What a service should be: its spec, the release it runs, and the rollout in flight (if any). */
@@ -52,7 +57,12 @@ export type StopReason = 'superseded' | 'unhealthy' | 'exited' | 'tainted' | 'su
 
 /** One step the executor carries out. Actions are data; the planner never performs them. */
 export type Action =
-  | { readonly type: 'start'; readonly service: string; readonly release: ReleaseRef }
+  | {
+      readonly type: 'start';
+      readonly service: string;
+      readonly release: ReleaseRef;
+      readonly role?: InstanceRole;
+    }
   | {
       readonly type: 'stop';
       readonly service: string;
@@ -72,4 +82,6 @@ export type Action =
       readonly phase: RolloutState['phase'];
       readonly reason: string;
       readonly switchedAt?: number;
+      /** The Progressing condition's reason when it fails. @default ProgressDeadlineExceeded */
+      readonly cause?: string;
     };

@@ -45,7 +45,9 @@ const canaryStepSchema = z
 /** A metric the canary judge compares between baseline and canary. */
 export const metricSchema = z
   .object({
-    name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-", such as "latency"'),
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-", such as "latency"'),
     /**
      * Where the samples come from: `errors` (the router's per-request 5xx and connection failures),
      * `latency` (the router's per-request latency), or `prometheus` (a PromQL query).
@@ -61,7 +63,9 @@ export const metricSchema = z
      * Changes within the band never fail: for `errors`, in percentage points (0.5 = 0.5 pp); for the
      * others, relative ("10%").
      */
-    tolerance: z.union([z.number().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as "10%"')]).optional(),
+    tolerance: z
+      .union([z.number().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as "10%"')])
+      .optional(),
     /** A critical metric that fails fails the whole analysis. @default true for errors */
     critical: z.boolean().optional(),
     /** The group it is scored in. @default its name */
@@ -70,10 +74,18 @@ export const metricSchema = z
   .strict()
   .superRefine((m, ctx) => {
     if (m.source === 'prometheus' && (m.query === undefined || m.url === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'a prometheus metric needs "url" and "query"', path: ['query'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a prometheus metric needs "url" and "query"',
+        path: ['query'],
+      });
     }
     if (m.source !== 'prometheus' && (m.query !== undefined || m.url !== undefined)) {
-      ctx.addIssue({ code: 'custom', message: `"query" and "url" apply only to source prometheus`, path: ['query'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: `"query" and "url" apply only to source prometheus`,
+        path: ['query'],
+      });
     }
   });
 
@@ -97,10 +109,16 @@ export const analysisSchema = z
     minSamples: z.number().int().min(1).default(500),
     /** Scores (0–100) at or above `pass` promote; below `marginal` fail at once. @default 95 / 75 */
     thresholds: z
-      .object({ pass: z.number().min(0).max(100).default(95), marginal: z.number().min(0).max(100).default(75) })
+      .object({
+        pass: z.number().min(0).max(100).default(95),
+        marginal: z.number().min(0).max(100).default(75),
+      })
       .strict()
       .prefault({}),
-    metrics: z.array(metricSchema).min(1).prefault(() => DEFAULT_METRICS.map((m) => ({ ...m }))),
+    metrics: z
+      .array(metricSchema)
+      .min(1)
+      .prefault(() => DEFAULT_METRICS.map((m) => ({ ...m }))),
     /** Weights of metric groups in the score. Groups not named weigh 1. */
     groups: z.record(z.string(), z.number().positive()).default({}),
   })
@@ -109,7 +127,11 @@ export const analysisSchema = z
     const seen = new Set<string>();
     a.metrics.forEach((m, i) => {
       if (seen.has(m.name))
-        ctx.addIssue({ code: 'custom', path: ['metrics', i, 'name'], message: `metric "${m.name}" is declared twice; give each metric its own name` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['metrics', i, 'name'],
+          message: `metric "${m.name}" is declared twice; give each metric its own name`,
+        });
       seen.add(m.name);
     });
   });

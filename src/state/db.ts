@@ -7,6 +7,7 @@ import { EventLog } from './events.js';
 import { InstanceRepository } from './instances.js';
 import { migrate, MIGRATIONS, schemaVersion, type MigrationResult } from './migrations.js';
 import { ReleaseRepository } from './releases.js';
+import { RingRepository } from './rings.js';
 import { RolloutRepository } from './rollouts.js';
 import { ServiceRepository } from './services.js';
 import { Sql, translateSqliteError } from './sqlite.js';
@@ -53,6 +54,7 @@ export interface StateStore {
   readonly services: ServiceRepository;
   readonly releases: ReleaseRepository;
   readonly rollouts: RolloutRepository;
+  readonly rings: RingRepository;
   readonly instances: InstanceRepository;
   readonly tokens: TokenRepository;
   readonly events: EventLog;
@@ -136,6 +138,7 @@ function createStore(db: Database.Database, file: string, migration: MigrationRe
     services: new ServiceRepository(sql),
     releases: new ReleaseRepository(sql),
     rollouts: new RolloutRepository(sql),
+    rings: new RingRepository(sql),
     instances: new InstanceRepository(sql),
     tokens: new TokenRepository(sql),
     events: new EventLog(sql),

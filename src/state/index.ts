@@ -48,6 +48,15 @@ export {
   type RolloutStrategy,
 } from './rollouts.js';
 export {
+  RingRepository,
+  type NewRing,
+  type RingPhase,
+  type RingRecord,
+  type RingService,
+  type RingWave,
+  type WavePhase,
+} from './rings.js';
+export {
   INSTANCE_STATES,
   type InstanceDesiredState,
   type InstanceRole,

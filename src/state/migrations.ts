@@ -159,6 +159,25 @@ BEGIN SELECT RAISE(ABORT, 'audit records are append-only: REPLACE of an existing
     // A canary's baseline runs the old release beside its stable instances; the role tells them apart.
     sql: `ALTER TABLE instances ADD COLUMN role TEXT CHECK (role IN ('baseline', 'canary'));`,
   },
+  {
+    version: 6,
+    name: 'rings',
+    sql: `
+CREATE TABLE rings (
+  id TEXT PRIMARY KEY,
+  base TEXT NOT NULL,
+  base_digest TEXT NOT NULL,
+  phase TEXT NOT NULL CHECK (phase IN ('running', 'succeeded', 'failed')),
+  waves TEXT NOT NULL CHECK (json_valid(waves)),
+  message TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  version INTEGER NOT NULL CHECK (version >= 1),
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  finished_at TEXT
+) STRICT;
+CREATE UNIQUE INDEX rings_one_running ON rings (phase) WHERE phase = 'running';`,
+  },
 ];
 
 /** The schema version this build of kiln writes. */

@@ -33,6 +33,21 @@ export interface ReleasesTable {
   reason: string;
 }
 
+/** `rings`: base-image promotion rings; at most one `running` (partial unique index). */
+export interface RingsTable {
+  id: string;
+  base: string;
+  base_digest: string;
+  phase: string;
+  waves: string;
+  message: string;
+  created_by: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
 /** `rollouts`: at most one non-terminal row per service (partial unique index). */
 export interface RolloutsTable {
   id: string;
@@ -106,6 +121,7 @@ export interface Tables {
   releases: ReleasesTable;
   rollouts: RolloutsTable;
   instances: InstancesTable;
+  rings: RingsTable;
   tokens: TokensTable;
   events: EventsTable;
   audit: AuditTable;

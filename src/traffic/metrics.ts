@@ -76,7 +76,8 @@ export class BackendCounters {
     });
     const c = this.classes;
     const fine: [number, number][] = [];
-    for (let i = 0; i < this.fine.length; i++) if (this.fine[i]! > 0) fine.push([fineBucketMs(i), this.fine[i]!]);
+    for (let i = 0; i < this.fine.length; i++)
+      if (this.fine[i]! > 0) fine.push([fineBucketMs(i), this.fine[i]!]);
     return {
       service,
       backendId,

@@ -42,6 +42,13 @@ export interface WebService {
   readonly strategy?: 'rolling' | 'bluegreen';
   /** @default '2m' */
   readonly progressDeadline?: string;
+  /** Serve the page from a CGI script (see IMAGE), which can fail on purpose. @default false */
+  readonly cgi?: boolean;
+  /** With `cgi`: answer 500 to this many of every 1000 requests. @default 0 */
+  readonly failPermille?: number;
+  /** A canary strategy (steps and analysis), written as the spec takes it; overrides `strategy`. */
+  readonly canary?: { readonly steps: readonly object[]; readonly analysis?: object };
+  readonly tier?: number;
 }
 
 /** A fleet project: its config, its files under `.kiln` (`KILN_HOME`), and clients for it. */
@@ -52,6 +59,8 @@ export interface FleetProject {
   readonly url: string;
   /** Rewrites kiln.yaml with the service declared as given. */
   declare(service: WebService): Promise<void>;
+  /** Rewrites kiln.yaml with `yaml` after the archive's settings (images and services of the test's own). */
+  write(yaml: string): Promise<void>;
   /** Runs the built CLI in the project. */
   kiln(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Starts `kiln server` and resolves once its API answers. */
@@ -117,7 +126,10 @@ export function useFleet(): {
         port,
         url: `http://127.0.0.1:${port}/`,
         async declare(s) {
-          await project.config(archive, `${IMAGE}services:\n${serviceYaml(s, port)}`);
+          await project.config(archive, `${WEB_IMAGE_YAML}services:\n${serviceYaml(s, port)}`);
+        },
+        async write(yaml) {
+          await project.config(archive, yaml);
         },
         kiln: (args) => cli(project.dir, args, { KILN_HOME: project.home }),
         async startServer() {
@@ -149,27 +161,55 @@ export function useFleet(): {
   };
 }
 
-/** The image: busybox httpd serving a page that names the instance's release and `GEN`. */
-const IMAGE = `  - name: web
+/**
+ * The image: busybox httpd serving a page that names the instance's release and `GEN`. With
+ * `CGI=1` the page comes from a CGI script instead, which answers 500 to `FAIL_PERMILLE` of every
+ * 1000 requests (its body then ends in " fail"); `/health.html` always answers. When `BASE_GEN`
+ * (set by a base image) equals `FAIL_ON_BASE` (set by a service), it fails 50 of every 1000: a
+ * base image that breaks one service.
+ */
+const CGI_SCRIPT = [
+  '#!/bin/busybox sh',
+  'if [ $((RANDOM % 1000)) -lt ${FAIL_PERMILLE:-0} ]; then',
+  '  printf "Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\n%s fail\\n" "$KILN_RELEASE gen $GEN"',
+  'else',
+  '  printf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$KILN_RELEASE gen $GEN"',
+  'fi',
+];
+export const WEB_IMAGE_YAML = `  - name: web
     from: debian:testing
     packages: [busybox-static]
     entrypoint:
       - /bin/busybox
       - sh
       - -c
-      - '/bin/busybox mkdir -p /tmp/www && echo "$KILN_RELEASE gen $GEN" > /tmp/www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:$PORT -h /tmp/www'
+      - |
+        /bin/busybox mkdir -p /tmp/www/cgi-bin && echo ok > /tmp/www/health.html
+        if [ -n "$FAIL_ON_BASE" ] && [ "$BASE_GEN" = "$FAIL_ON_BASE" ]; then export FAIL_PERMILLE=50; fi
+        if [ "$CGI" = 1 ]; then
+          printf '%s\\n' ${CGI_SCRIPT.map((l) => `'${l}'`).join(' ')} > /tmp/www/cgi-bin/index.cgi
+          /bin/busybox chmod +x /tmp/www/cgi-bin/index.cgi
+        else
+          echo "$KILN_RELEASE gen $GEN" > /tmp/www/index.html
+        fi
+        exec /bin/busybox httpd -f -p 127.0.0.1:$PORT -h /tmp/www
 `;
 
 function serviceYaml(s: WebService, port: number): string {
+  const env = {
+    GEN: String(s.gen ?? 1),
+    ...(s.cgi ? { CGI: '1', FAIL_PERMILLE: String(s.failPermille ?? 0) } : {}),
+  };
   return [
     `  - name: ${SERVICE}`,
     `    image: web`,
     `    replicas: ${s.replicas}`,
     `    port: ${port}`,
-    `    health: { http: /index.html, interval: ${s.interval ?? '200ms'}, timeout: ${s.timeout ?? '1s'} }`,
-    `    env: { GEN: "${s.gen ?? 1}" }`,
-    `    strategy: { type: ${s.strategy ?? 'rolling'} }`,
+    `    health: { http: ${s.cgi ? '/health.html' : '/index.html'}, interval: ${s.interval ?? '200ms'}, timeout: ${s.timeout ?? '1s'} }`,
+    `    env: ${JSON.stringify(env)}`,
+    `    strategy: ${s.canary ? JSON.stringify({ type: 'canary', ...s.canary }) : `{ type: ${s.strategy ?? 'rolling'} }`}`,
     `    progressDeadline: ${s.progressDeadline ?? '2m'}`,
+    ...(s.tier !== undefined ? [`    tier: ${s.tier}`] : []),
     '',
   ].join('\n');
 }

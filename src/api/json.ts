@@ -1,0 +1,126 @@
+/**
+ * Records as the documented JSON shapes of `types.ts` (docs/api.md): the one place they are made.
+ */
+import { canaryStatusOf, releaseSpec, strategyOf } from '../fleet/index.js';
+import {
+  isTerminalPhase,
+  releaseName,
+  type InstanceRecord,
+  type ReleaseRecord,
+  type RingRecord,
+  type RolloutRecord,
+  type StateStore,
+} from '../state/index.js';
+import type {
+  InstanceJson,
+  MetricVerdictJson,
+  ReleaseJson,
+  RingJson,
+  RolloutDetailJson,
+  RolloutJson,
+} from './types.js';
+
+export function releaseJson(r: ReleaseRecord, current: boolean): ReleaseJson {
+  return {
+    service: r.service,
+    name: r.name,
+    digest: r.digest,
+    configHash: r.configHash,
+    createdAt: r.createdAt,
+    createdBy: r.createdBy,
+    reason: r.reason,
+    current,
+  };
+}
+
+export function rolloutJson(r: RolloutRecord): RolloutJson {
+  const message = r.status.conditions.find((c) => c.type === 'Progressing')?.message;
+  return {
+    id: r.id,
+    service: r.service,
+    ...(r.fromRelease !== undefined ? { from: releaseName(r.fromRelease) } : {}),
+    to: releaseName(r.toRelease),
+    strategy: r.strategy,
+    phase: r.phase,
+    done: isTerminalPhase(r.phase),
+    ...(message !== undefined ? { message } : {}),
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+  };
+}
+
+export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
+  return {
+    id: i.id,
+    service: i.service,
+    release: releaseName(i.release),
+    digest: i.digest,
+    ...(i.port !== undefined ? { port: i.port } : {}),
+    ...(pid !== undefined ? { pid } : {}),
+    state: i.state,
+    stateSince: i.stateSince,
+    health: {
+      status: i.health.status,
+      failures: i.health.failures,
+      ...(i.health.checkedAt !== undefined ? { checkedAt: i.health.checkedAt } : {}),
+    },
+    createdAt: i.createdAt,
+  };
+}
+
+export function ringJson(r: RingRecord): RingJson {
+  return {
+    id: r.id,
+    base: r.base,
+    baseDigest: r.baseDigest,
+    phase: r.phase,
+    message: r.message,
+    createdBy: r.createdBy,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+    waves: r.waves,
+  };
+}
+
+/** A rollout with its conditions and, for a canary, its steps and every look. */
+export function rolloutDetailJson(store: StateStore, r: RolloutRecord): RolloutDetailJson {
+  const base = { ...rolloutJson(r), conditions: r.status.conditions };
+  if (r.strategy !== 'canary' || r.fromRelease === undefined) return base;
+  const strategy = strategyOf(r, releaseSpec(store.releases.get(r.service, r.toRelease)).service);
+  if (strategy.type !== 'canary') return base;
+  const status = canaryStatusOf(r);
+  const step = strategy.steps[status.step];
+  return {
+    ...base,
+    canary: {
+      step: status.step + 1,
+      steps: strategy.steps.map((s) => ({
+        weight: s.weight,
+        ...(s.analyse !== undefined ? { analyseMs: s.analyse } : {}),
+      })),
+      weight:
+        r.phase === 'succeeded'
+          ? 100
+          : r.phase === 'rolled-back' || r.phase === 'failed'
+            ? 0
+            : (step?.weight ?? 100),
+      ...(status.window ? { windowStartedAt: status.window.startedAt } : {}),
+      looks: status.looks.map((l) => ({
+        step: l.step + 1,
+        weight: l.weight,
+        look: l.look,
+        looks: l.looks,
+        at: l.at,
+        score: (l.score as number | null) ?? null,
+        decision: l.decision,
+        reason: l.reason,
+        samples: l.samples,
+        // Stored through jsonSafe: the judge's NaNs are nulls, as MetricVerdictJson has them.
+        metrics: l.metrics as unknown as readonly MetricVerdictJson[],
+        warnings: l.warnings,
+      })),
+    },
+  };
+}
