@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // kiln's benchmarks. Runs kiln and its peers in the same run on the same machine and writes
-// bench/results/<stamp>.json (every sample) and .md (medians and ratios), and results/latest.md.
+// bench/results/<stamp>.json (every sample) and .md (medians and ratios), and (for a full run)
+// results/latest.md.
 // Packages come from the Debian archive this machine's apt sources name.
 //
 //   npm run bench                       # everything
-//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake)
+//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake, or analysis)
 //   BENCH_RUNS=3 npm run bench          # fewer repetitions; see bench/README.md for every knob
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Cleanup, load1, machine, ROOT } from './lib.js';
 
-const PARTS = ['bake', 'fleet'];
+const PARTS = ['bake', 'fleet', 'analysis'];
 const only = process.env.BENCH_ONLY;
 if (only !== undefined && only !== '' && !PARTS.includes(only)) {
   console.error(`BENCH_ONLY must be one of ${PARTS.join(', ')}, got '${only}'`);
@@ -47,6 +48,12 @@ try {
     results.fleet = await fleetBench(cleanup);
     sections.push(fleetMarkdown(results.fleet));
   }
+  if (parts.includes('analysis')) {
+    // The canary judge's simulations: pure computation on kiln's compiled code.
+    const { analysisBench, analysisMarkdown } = await import('./analysis.js');
+    results.analysis = analysisBench();
+    sections.push(analysisMarkdown(results.analysis));
+  }
 } catch (err) {
   // After Ctrl-C the benchmarks fail as their processes go; the cleanup then decides the exit.
   if (interrupted !== undefined) await interrupted;
@@ -68,5 +75,6 @@ mkdirSync(outDir, { recursive: true });
 const stamp = results.date.replace(/[:.]/g, '-');
 writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n');
 writeFileSync(path.join(outDir, `${stamp}.md`), md);
-writeFileSync(path.join(outDir, 'latest.md'), md);
+// latest.md is the latest full run; a BENCH_ONLY run leaves it to its own stamped files.
+if (!only) writeFileSync(path.join(outDir, 'latest.md'), md);
 process.stdout.write(md);

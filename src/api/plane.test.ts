@@ -26,6 +26,7 @@ const router: TrafficRouter = {
   drain: async () => {},
   routes: async () => [...routes.values()],
   metrics: async () => [],
+  totals: async () => [],
   close: async () => {},
 };
 

@@ -8,7 +8,7 @@ import type { Digest } from '../oci/index.js';
 import { FakeHost, FakeRuntimeDriver } from '../runtime/index.js';
 import { serviceSchema, type ServiceInput, type ServiceSpec } from '../spec/index.js';
 import { IN_MEMORY, openState, type StateStore } from '../state/index.js';
-import type { BackendMetrics, ServiceRoute, TrafficRouter } from '../traffic/index.js';
+import type { BackendMetrics, ServiceRoute, ServiceTotals, TrafficRouter } from '../traffic/index.js';
 import { FleetController } from './controller.js';
 import type { ImageCatalog } from './images.js';
 import { deploy, rollback, type Outcome } from './operations.js';
@@ -48,6 +48,28 @@ export class RecordingRouter implements TrafficRouter {
   };
   readonly #counters = new Map<string, { requests: number; failures: number; fine: Map<number, number> }>();
   #seed = 42;
+
+  /** Client-side totals: every simulated request, failed when its backend failed it. */
+  async totals(): Promise<ServiceTotals[]> {
+    const out = new Map<string, { requests: number; failed: number }>();
+    for (const m of await this.peek()) {
+      const t = out.get(m.service) ?? { requests: 0, failed: 0 };
+      out.set(m.service, { requests: t.requests + m.requests, failed: t.failed + m.responses['5xx'] });
+    }
+    return [...out].map(([service, t]) => ({ service, ...t }));
+  }
+
+  /** The counters as they are, sending nothing. */
+  async peek(): Promise<BackendMetrics[]> {
+    const perCall = this.traffic?.perCall;
+    if (perCall === undefined) return [];
+    this.traffic = { ...this.traffic!, perCall: 0 };
+    try {
+      return await this.metrics();
+    } finally {
+      this.traffic = { ...this.traffic, perCall };
+    }
+  }
 
   async metrics(): Promise<BackendMetrics[]> {
     const t = this.traffic;

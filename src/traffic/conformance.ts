@@ -205,6 +205,24 @@ export function runTrafficRouterConformance(name: string, makeRouter: () => Prom
       expect(m.a!.latencyMs.count).toBe(m.a!.requests);
     });
 
+    it('totals what clients saw per service, and keeps it when backends leave the route', async () => {
+      const r = await make();
+      const [a, b] = await http.start('a', 'b');
+      b!.mode = 'fail';
+      const route = { service: 'web', listenPort: 0, backends: [a!.backend(1), b!.backend(1)] };
+      const { listenPort } = await r.setRoute(route);
+      const counts = await http.countById(listenPort, 20);
+      await until(
+        async () => (await r.totals()).find((t) => t.service === 'web')?.requests === 20,
+        '20 requests',
+      );
+      expect(await r.totals()).toEqual([{ service: 'web', requests: 20, failed: counts['status 500'] }]);
+      await r.setRoute({ ...route, listenPort, backends: [a!.backend(1)] });
+      await http.countById(listenPort, 10);
+      await until(async () => (await r.totals())[0]?.requests === 30, '30 requests');
+      expect(await r.totals()).toEqual([{ service: 'web', requests: 30, failed: counts['status 500'] }]);
+    });
+
     it('round-trips routes, sorted by service, with the ports in use', async () => {
       const r = await make();
       const [a, b] = await http.start('a', 'b');

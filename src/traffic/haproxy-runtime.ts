@@ -52,6 +52,23 @@ export function haproxyCommand(
   });
 }
 
+/** Parses `show stat` CSV into each frontend's requests and 5xx answers, keyed by frontend name. */
+export function parseFrontendStat(csv: string): Map<string, { requests: number; failed: number }> {
+  const lines = csv.split('\n').filter((l) => l !== '');
+  const header = (lines[0] ?? '').replace(/^# /, '').split(',');
+  const [px, sv, req, ereq, h5] = ['pxname', 'svname', 'req_tot', 'ereq', 'hrsp_5xx'].map((c) =>
+    header.indexOf(c),
+  );
+  const out = new Map<string, { requests: number; failed: number }>();
+  for (const line of lines.slice(1)) {
+    const f = line.split(',');
+    const n = (i: number | undefined): number => Number(f[i!] ?? 0) || 0;
+    if (f[sv!] !== 'FRONTEND') continue;
+    out.set(f[px!]!, { requests: Math.max(0, n(req) - n(ereq)), failed: n(h5) });
+  }
+  return out;
+}
+
 /** Parses `show stat` CSV into the figures of each server, keyed `backend/server`. */
 export function parseShowStat(csv: string): Map<string, SlotStat> {
   const lines = csv.split('\n').filter((l) => l !== '');

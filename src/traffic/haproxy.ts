@@ -15,7 +15,14 @@ import {
   reloadHaproxy,
   type HaproxyFiles,
 } from './haproxy-process.js';
-import { accepts, freePort, haproxyCommand, parseShowStat, waitFor } from './haproxy-runtime.js';
+import {
+  accepts,
+  freePort,
+  haproxyCommand,
+  parseFrontendStat,
+  parseShowStat,
+  waitFor,
+} from './haproxy-runtime.js';
 import {
   add,
   delta,
@@ -41,6 +48,7 @@ import {
   validateRoute,
   type Backend,
   type BackendMetrics,
+  type ServiceTotals,
   type DrainOptions,
   type ServiceRoute,
   type TrafficRouter,
@@ -218,6 +226,18 @@ export class HaproxyRouter implements TrafficRouter {
 
   async routes(): Promise<ServiceRoute[]> {
     return [...this.state.services].sort((a, b) => (a.service < b.service ? -1 : 1)).map(routeOf);
+  }
+
+  /**
+   * From the frontends' counters: `req_tot` less `ereq` (a connection that closed before sending a
+   * whole request is no request), and `hrsp_5xx` (HAProxy counts a cut response as a 5xx there).
+   */
+  async totals(): Promise<ServiceTotals[]> {
+    const fronts = parseFrontendStat(await this.command('show stat -1 1 -1'));
+    return [...this.state.services]
+      .map((s) => s.service)
+      .sort()
+      .map((service) => ({ service, requests: 0, failed: 0, ...fronts.get(`fe_${service}`) }));
   }
 
   async metrics(): Promise<BackendMetrics[]> {

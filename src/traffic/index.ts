@@ -10,6 +10,7 @@ export {
   validateRoute,
   type Backend,
   type BackendMetrics,
+  type ServiceTotals,
   type DrainOptions,
   type LatencyHistogram,
   type ServiceRoute,

@@ -11,6 +11,7 @@ import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   validateRoute,
   type BackendMetrics,
+  type ServiceTotals,
   type DrainOptions,
   type ServiceRoute,
   type TrafficRouter,
@@ -110,6 +111,12 @@ export class LocalRouter implements TrafficRouter {
 
   async routes(): Promise<ServiceRoute[]> {
     return this.currentRoutes();
+  }
+
+  async totals(): Promise<ServiceTotals[]> {
+    return [...this.services.keys()]
+      .sort()
+      .map((service) => ({ service, ...this.services.get(service)!.totals }));
   }
 
   async metrics(): Promise<BackendMetrics[]> {

@@ -17,6 +17,7 @@ import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   validateRoute,
   type BackendMetrics,
+  type ServiceTotals,
   type DrainOptions,
   type ServiceRoute,
   type TrafficRouter,
@@ -116,6 +117,10 @@ export class RouterClient implements TrafficRouter {
 
   async routes(): Promise<ServiceRoute[]> {
     return (await this.call('GET', '/v1/routes')) as ServiceRoute[];
+  }
+
+  async totals(): Promise<ServiceTotals[]> {
+    return (await this.call('GET', '/v1/totals')) as ServiceTotals[];
   }
 
   async metrics(): Promise<BackendMetrics[]> {

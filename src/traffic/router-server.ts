@@ -9,6 +9,7 @@
  * - `DELETE /v1/routes/:service` → 204
  * - `POST /v1/routes/:service/backends/:id/drain` with `{ timeoutMs? }` → 204 once drained
  * - `GET /v1/metrics` → `BackendMetrics[]`; `GET /metrics` → Prometheus text 0.0.4
+ * - `GET /v1/totals` → `ServiceTotals[]`
  * Errors are `{ error: { code, message, issues? } }` with the status from {@link httpStatusOf}.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -131,6 +132,8 @@ async function handle(
     return;
   }
   if (parts[0] !== 'v1') throw notFound(method, path);
+  if (parts[1] === 'totals' && parts.length === 2 && method === 'GET')
+    return send(res, 200, await router.totals());
   if (parts[1] === 'metrics' && parts.length === 2 && method === 'GET')
     return send(res, 200, await router.metrics());
   if (parts[1] !== 'routes') throw notFound(method, path);

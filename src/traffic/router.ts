@@ -48,6 +48,13 @@ export interface LatencyHistogram {
   readonly fine?: readonly (readonly [number, number])[];
 }
 
+/** What clients of one service saw: every request, and the failed ones (a 5xx or a cut response). */
+export interface ServiceTotals {
+  readonly service: string;
+  readonly requests: number;
+  readonly failed: number;
+}
+
 /** Counters for one backend of one service since the router started serving it. */
 export interface BackendMetrics {
   readonly service: string;
@@ -113,6 +120,12 @@ export interface TrafficRouter {
   routes(): Promise<ServiceRoute[]>;
   /** Counters per backend, sorted by service then backend id. */
   metrics(): Promise<BackendMetrics[]>;
+  /**
+   * Per service, the requests clients sent and how many of them failed as the clients saw it
+   * (5xx, or cut off), since the service's listener opened. Unlike per-backend counters these
+   * survive backends leaving the route, so a window's availability is one subtraction.
+   */
+  totals(): Promise<ServiceTotals[]>;
   /**
    * Releases this handle. A router running in its own process keeps serving its last
    * configuration (the data plane outlives the control plane); an in-process one stops.

@@ -185,10 +185,18 @@ export class ServiceProxy implements BackendChooser {
     });
   }
 
+  /** Client requests and client-visible failures, across every backend the service ever had. */
+  readonly totals = { requests: 0, failed: 0 };
+
   private newServer(): http.Server {
-    const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) =>
-      proxyRequest(this, req, res, this.maxRetries),
-    );
+    const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
+      this.totals.requests++;
+      // Counted once per request: a 5xx sent in full, or a response the client never got whole.
+      res.once('close', () => {
+        if (!res.writableFinished || res.statusCode >= 500) this.totals.failed++;
+      });
+      proxyRequest(this, req, res, this.maxRetries);
+    });
     // A listener error after start (not EADDRINUSE, which listen reports) must not crash the router.
     server.on('error', () => undefined);
     return server;

@@ -8,7 +8,7 @@
 import { isProcessAlive } from './files.js';
 import type { RouterClient } from './router-client.js';
 import { connectRouter, spawnRouter, type SpawnRouterOptions } from './router-spawn.js';
-import type { BackendMetrics, DrainOptions, ServiceRoute, TrafficRouter } from './router.js';
+import type { BackendMetrics, DrainOptions, ServiceRoute, ServiceTotals, TrafficRouter } from './router.js';
 
 /** How often the supervisor checks that the router process still runs: 1 s. */
 export const DEFAULT_ROUTER_CHECK_MS = 1_000;
@@ -91,6 +91,10 @@ export class SupervisedRouter implements TrafficRouter {
 
   metrics(): Promise<BackendMetrics[]> {
     return this.#call((c) => c.metrics());
+  }
+
+  totals(): Promise<ServiceTotals[]> {
+    return this.#call((c) => c.totals());
   }
 
   /** Stops watching; the router keeps serving its last configuration. */
