@@ -10,9 +10,9 @@ import {
 } from '../errors/index.js';
 import { IN_MEMORY, openState } from '../state/index.js';
 import { ApiClient } from './client.js';
-import { FAKE_DIGEST, FakeControlPlane } from './fake.js';
+import { FAKE_DIGEST, FAKE_TIME, FakeControlPlane } from './fake.js';
 import { startApiServer } from './server.js';
-import type { RolloutJson } from './types.js';
+import type { RolloutDetailJson, RolloutJson } from './types.js';
 
 const undo: (() => unknown)[] = [];
 afterEach(async () => {
@@ -98,6 +98,71 @@ describe('ApiClient', () => {
       ['metrics', 'web'],
       ['metrics'],
     ]);
+  });
+
+  it('round-trips rollout details, rollout commands and rings through the server', async () => {
+    // Given a canary of web in progress, one look taken
+    const { plane, client } = await serve();
+    const api = client(['deploy'], 'ci');
+    const detail: RolloutDetailJson = {
+      id: 'rollout-4',
+      service: 'web',
+      from: 'r1',
+      to: 'r2',
+      strategy: 'canary',
+      phase: 'analysing',
+      done: false,
+      createdAt: FAKE_TIME,
+      updatedAt: FAKE_TIME,
+      conditions: [],
+      canary: {
+        step: 1,
+        steps: [{ weight: 10, analyseMs: 60_000 }],
+        weight: 10,
+        looks: [
+          {
+            step: 1,
+            weight: 10,
+            look: 1,
+            looks: 4,
+            at: FAKE_TIME,
+            score: null,
+            decision: 'continue',
+            reason: 'too few samples',
+            samples: { baseline: 3, canary: 0 },
+            metrics: [],
+            warnings: ['errors: no canary samples'],
+          },
+        ],
+      },
+    };
+    plane.rolloutDetails.set('web', detail);
+    const target = { service: 'web', image: 'app', digest: `sha256:${'b'.repeat(64)}` };
+    const request = { base: 'base', baseDigest: `sha256:${'a'.repeat(64)}`, targets: [target] };
+    // When the client reads, steps in and starts a ring
+    expect(await api.serviceRollout('web')).toEqual(detail);
+    expect(await api.controlRollout('web', 'pause')).toMatchObject({ id: 'rollout-4', phase: 'paused' });
+    expect(await api.controlRollout('web', 'promote', { full: true })).toMatchObject({
+      phase: 'progressing',
+    });
+    const ring = await api.startRing(request);
+    expect(ring).toMatchObject({ id: 'ring-1', base: 'base', createdBy: 'ci', phase: 'running' });
+    expect(ring.waves[0]?.services).toEqual([target]);
+    expect(await api.rings(1)).toEqual([ring]);
+    expect(await api.rings()).toEqual([ring]);
+    // Then the plane received each with its arguments and the token's name
+    expect(plane.calls.map((c) => [c.method, ...c.args])).toEqual([
+      ['serviceRollout', 'web'],
+      ['controlRollout', 'web', 'pause', {}, 'ci'],
+      ['controlRollout', 'web', 'promote', { full: true }, 'ci'],
+      ['startRing', request, 'ci'],
+      ['rings', 1],
+      ['rings'],
+    ]);
+    // And a finished rollout or an unknown service come back as the plane's errors
+    await api.controlRollout('web', 'abort');
+    await expect(api.controlRollout('web', 'resume')).rejects.toThrow(ConflictError);
+    await expect(api.serviceRollout('api')).rejects.toThrow(NotFoundError);
   });
 
   it('turns error answers back into the same kiln errors', async () => {

@@ -14,6 +14,9 @@ import {
 import type {
   ApiErrorJson,
   BackendMetricsJson,
+  ChaosReportJson,
+  ChaosRunJson,
+  ChaosRunRequest,
   DeployRequest,
   DeployResultJson,
   EventJson,
@@ -121,6 +124,21 @@ export class ApiClient {
   /** One rollout. */
   rollout(id: string): Promise<RolloutJson> {
     return this.json('GET', `/v1/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  /** Starts terminating instances on demand; the run goes on in the control plane. */
+  chaosRun(request: ChaosRunRequest = {}): Promise<ChaosRunJson> {
+    return this.json('POST', '/v1/chaos/runs', { body: request });
+  }
+
+  /** Chaos runs, newest first. */
+  chaosRuns(limit?: number): Promise<ChaosRunJson[]> {
+    return this.json('GET', '/v1/chaos/runs', { query: { limit } });
+  }
+
+  /** MTTR and availability of a chaos run (the latest unless named). */
+  chaosReport(run?: string): Promise<ChaosReportJson> {
+    return this.json('GET', '/v1/chaos/report', { query: { run } });
   }
 
   /** Starts releasing a new base image to the services rebaked on it, in waves by tier. */

@@ -6,6 +6,9 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors/index.js';
 import type {
   BackendMetricsJson,
+  ChaosReportJson,
+  ChaosRunJson,
+  ChaosRunRequest,
   ControlPlane,
   DeployRequest,
   DeployResultJson,
@@ -187,6 +190,39 @@ export class FakeControlPlane implements ControlPlane {
     const next = { ...detail, phase, done: command === 'abort' } as RolloutDetailJson;
     this.rolloutDetails.set(service, next);
     return next;
+  }
+
+  /** Chaos runs the test sets or `chaosRun` made, newest first, and the report `chaosReport` gives. */
+  readonly chaosLog: ChaosRunJson[] = [];
+  chaosReportValue: ChaosReportJson | undefined;
+
+  async chaosRun(request: ChaosRunRequest, actor: string): Promise<ChaosRunJson> {
+    this.record('chaosRun', request, actor);
+    const run: ChaosRunJson = {
+      id: `chaos-${this.chaosLog.length + 1}`,
+      ...(request.service ? { service: request.service } : {}),
+      mode: request.mode ?? 'kill',
+      kills: request.kills ?? 1,
+      intervalMs: 2000,
+      dryRun: request.dryRun ?? false,
+      phase: 'running',
+      message: 'terminating',
+      createdBy: actor,
+      startedAt: new Date().toISOString(),
+    };
+    this.chaosLog.unshift(run);
+    return run;
+  }
+
+  async chaosRuns(limit?: number): Promise<ChaosRunJson[]> {
+    this.record('chaosRuns', limit);
+    return this.chaosLog.slice(0, limit ?? 20);
+  }
+
+  async chaosReport(runId?: string): Promise<ChaosReportJson> {
+    this.record('chaosReport', runId);
+    if (!this.chaosReportValue) throw new NotFoundError('no chaos run yet');
+    return this.chaosReportValue;
   }
 
   /** Rings the test sets or `startRing` made, newest first. */

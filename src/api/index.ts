@@ -37,7 +37,16 @@ export {
   type ServerFileJson,
 } from './connect.js';
 export { FleetPlane, type FleetPlaneOptions } from './plane.js';
-export { instanceJson, releaseJson, ringJson, rolloutDetailJson, rolloutJson } from './json.js';
+export {
+  chaosReportJson,
+  chaosRunJson,
+  chaosTerminationJson,
+  instanceJson,
+  releaseJson,
+  ringJson,
+  rolloutDetailJson,
+  rolloutJson,
+} from './json.js';
 export {
   controlPlanePaths,
   startControlPlane,

@@ -1,10 +1,13 @@
 /**
  * Records as the documented JSON shapes of `types.ts` (docs/api.md): the one place they are made.
  */
+import { summarise } from '../chaos/index.js';
 import { canaryStatusOf, releaseSpec, strategyOf } from '../fleet/index.js';
 import {
   isTerminalPhase,
   releaseName,
+  type ChaosRunRecord,
+  type ChaosTerminationRecord,
   type InstanceRecord,
   type ReleaseRecord,
   type RingRecord,
@@ -12,6 +15,9 @@ import {
   type StateStore,
 } from '../state/index.js';
 import type {
+  ChaosReportJson,
+  ChaosRunJson,
+  ChaosTerminationJson,
   InstanceJson,
   MetricVerdictJson,
   ReleaseJson,
@@ -60,6 +66,7 @@ export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
     ...(pid !== undefined ? { pid } : {}),
     state: i.state,
     stateSince: i.stateSince,
+    ...(i.role !== undefined ? { role: i.role } : {}),
     health: {
       status: i.health.status,
       failures: i.health.failures,
@@ -122,5 +129,79 @@ export function rolloutDetailJson(store: StateStore, r: RolloutRecord): RolloutD
         warnings: l.warnings,
       })),
     },
+  };
+}
+
+export function chaosRunJson(r: ChaosRunRecord): ChaosRunJson {
+  return {
+    id: r.id,
+    ...(r.service !== undefined ? { service: r.service } : {}),
+    mode: r.mode,
+    kills: r.kills,
+    intervalMs: r.intervalMs,
+    dryRun: r.dryRun,
+    phase: r.phase,
+    message: r.message,
+    createdBy: r.createdBy,
+    startedAt: r.startedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+    ...(r.requests !== undefined ? { requests: r.requests } : {}),
+    ...(r.failed !== undefined ? { failed: r.failed } : {}),
+  };
+}
+
+export function chaosTerminationJson(t: ChaosTerminationRecord): ChaosTerminationJson {
+  const since = (at: string | undefined) =>
+    at === undefined ? undefined : Date.parse(at) - Date.parse(t.startedAt);
+  const recoveryMs = since(t.recoveredAt);
+  const detectionMs = since(t.detectedAt);
+  return {
+    id: t.id,
+    ...(t.runId !== undefined ? { runId: t.runId } : {}),
+    service: t.service,
+    instance: t.instance,
+    mode: t.mode,
+    dryRun: t.dryRun,
+    outcome: t.outcome,
+    reason: t.reason,
+    startedAt: t.startedAt,
+    ...(t.detectedAt !== undefined ? { detectedAt: t.detectedAt } : {}),
+    ...(t.recoveredAt !== undefined ? { recoveredAt: t.recoveredAt } : {}),
+    ...(t.replacement !== undefined ? { replacement: t.replacement } : {}),
+    ...(t.failedRequests !== undefined ? { failedRequests: t.failedRequests } : {}),
+    ...(recoveryMs !== undefined ? { recoveryMs } : {}),
+    ...(detectionMs !== undefined ? { detectionMs } : {}),
+  };
+}
+
+/** A run's (or the last day's) terminations, with MTTR and availability. */
+export function chaosReportJson(
+  run: ChaosRunRecord | undefined,
+  terminations: readonly ChaosTerminationRecord[],
+): ChaosReportJson {
+  const requests = run?.requests ?? 0;
+  const failed = run?.failed ?? 0;
+  const s = summarise(
+    terminations
+      .filter((t) => t.outcome === 'terminated')
+      .map((t) => ({
+        mode: t.mode,
+        startedAt: Date.parse(t.startedAt),
+        ...(t.detectedAt !== undefined ? { detectedAt: Date.parse(t.detectedAt) } : {}),
+        ...(t.recoveredAt !== undefined ? { recoveredAt: Date.parse(t.recoveredAt) } : {}),
+        ...(t.failedRequests !== undefined ? { failedRequests: t.failedRequests } : {}),
+      })),
+    { requests, failed },
+  );
+  return {
+    ...(run ? { run: chaosRunJson(run) } : {}),
+    kills: s.kills,
+    recovered: s.recovered,
+    mttrMs: s.mttrMs,
+    detectMs: s.detectMs,
+    availability: run?.requests !== undefined ? s.availability : null,
+    requests,
+    failed,
+    terminations: terminations.map(chaosTerminationJson),
   };
 }

@@ -16,11 +16,16 @@ import {
   type OperationsContext,
   type Outcome,
 } from '../fleet/index.js';
+import { ChaosMonkey } from '../chaos/index.js';
 import type { RuntimeDriver } from '../runtime/index.js';
+import { parseDuration } from '../spec/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import type { StateStore } from '../state/index.js';
 import type {
   BackendMetricsJson,
+  ChaosReportJson,
+  ChaosRunJson,
+  ChaosRunRequest,
   ControlPlane,
   DeployRequest,
   DeployResultJson,
@@ -36,7 +41,18 @@ import type {
   RolloutJson,
   ServiceStatusJson,
 } from './types.js';
-import { instanceJson, releaseJson, ringJson, rolloutDetailJson, rolloutJson } from './json.js';
+import {
+  chaosReportJson,
+  chaosRunJson,
+  instanceJson,
+  releaseJson,
+  ringJson,
+  rolloutDetailJson,
+  rolloutJson,
+} from './json.js';
+
+/** Time between kills of `kiln chaos run` unless `--interval` says. */
+export const DEFAULT_CHAOS_INTERVAL = '2s';
 
 /** Options of {@link FleetPlane}. */
 export interface FleetPlaneOptions {
@@ -59,20 +75,70 @@ export class FleetPlane implements ControlPlane {
   readonly #o: FleetPlaneOptions;
   readonly #clock: () => number;
   readonly #rings: RingRunner;
+  readonly #monkey: ChaosMonkey;
 
   constructor(options: FleetPlaneOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
     this.#rings = new RingRunner(this.#ctx(), options.log);
+    this.#monkey = new ChaosMonkey({
+      store: options.store,
+      driver: options.driver,
+      totals: () => options.controller.totals(),
+      clock: this.#clock,
+      ...(options.log ? { log: options.log } : {}),
+    });
   }
 
-  /** Starts moving base-image rings on (the running one, after a restart, included). */
+  /** Starts moving base-image rings on (the running one, after a restart, included) and the chaos schedule. */
   start(): void {
     this.#rings.start();
+    this.#monkey.start();
   }
 
   async close(): Promise<void> {
     await this.#rings.close();
+    await this.#monkey.close();
+  }
+
+  async chaosRun(request: ChaosRunRequest, actor: string): Promise<ChaosRunJson> {
+    const { store } = this.#o;
+    const target = request.service ?? '(opted-in services)';
+    try {
+      const run = this.#monkey.run({
+        ...(request.service !== undefined ? { service: request.service } : {}),
+        kills: request.kills ?? 1,
+        intervalMs: parseDuration(request.interval ?? DEFAULT_CHAOS_INTERVAL)!,
+        mode: request.mode ?? 'kill',
+        dryRun: request.dryRun ?? false,
+        actor,
+      });
+      store.audit.append({
+        actor,
+        action: 'chaos.run',
+        target,
+        result: 'ok',
+        detail: `run ${run.id}: ${run.message}`,
+      });
+      return chaosRunJson(run);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      store.audit.append({ actor, action: 'chaos.run', target, result: 'failed', detail });
+      throw err;
+    }
+  }
+
+  async chaosRuns(limit?: number): Promise<ChaosRunJson[]> {
+    return this.#o.store.chaos.listRuns(limit ?? 20).map(chaosRunJson);
+  }
+
+  async chaosReport(runId?: string): Promise<ChaosReportJson> {
+    const { store } = this.#o;
+    const run = runId !== undefined ? store.chaos.getRun(runId) : store.chaos.listRuns(1)[0];
+    const terminations = run
+      ? store.chaos.terminations({ runId: run.id })
+      : store.chaos.terminations({ since: new Date(this.#clock() - 86_400_000).toISOString() });
+    return chaosReportJson(run, terminations);
   }
 
   async startRing(request: RingRequest, actor: string): Promise<RingJson> {

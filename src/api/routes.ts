@@ -6,6 +6,8 @@ import type { TokenScope } from '../state/index.js';
 import type { Caller } from './auth.js';
 import type { ControlPlane, HealthJson, RolloutCommandJson } from './types.js';
 import {
+  CHAOS_REPORT_QUERY,
+  CHAOS_RUN_REQUEST,
   DEPLOY_REQUEST,
   EVENTS_QUERY,
   LOGS_QUERY,
@@ -162,6 +164,28 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/rings',
     scope: 'read',
     handle: async (ctx) => ok(await ctx.plane.rings(parseQuery(ctx.query, RINGS_QUERY).limit)),
+  },
+  {
+    method: 'POST',
+    path: '/v1/chaos/runs',
+    scope: 'deploy',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const request = parseBody(await ctx.body(), CHAOS_RUN_REQUEST);
+      return { status: 202, json: await ctx.plane.chaosRun(request, ctx.caller.name) };
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/chaos/runs',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.chaosRuns(parseQuery(ctx.query, RINGS_QUERY).limit)),
+  },
+  {
+    method: 'GET',
+    path: '/v1/chaos/report',
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.chaosReport(parseQuery(ctx.query, CHAOS_REPORT_QUERY).run)),
   },
   {
     method: 'GET',

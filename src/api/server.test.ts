@@ -1,63 +1,15 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors/index.js';
-import { IN_MEMORY, openState } from '../state/index.js';
-import { FakeControlPlane } from './fake.js';
 import { INTERNAL_ERROR_MESSAGE, MAX_BODY_BYTES } from './http.js';
-import { startApiServer } from './server.js';
-import type { ApiErrorJson } from './types.js';
+import { call, errorOf, serve as serveFake } from './testkit.js';
 
 const undo: (() => unknown)[] = [];
 afterEach(async () => {
   for (const fn of undo.splice(0).reverse()) await fn();
 });
 
-/** A server over a fake plane, with tokens from a real (in-memory) state store. */
-async function serve() {
-  const store = openState(IN_MEMORY);
-  undo.push(() => store.close());
-  const plane = new FakeControlPlane();
-  plane.seedService('web');
-  const logs: string[] = [];
-  const api = await startApiServer({
-    plane,
-    tokens: store.tokens,
-    version: '9.9.9',
-    log: (line) => logs.push(line),
-  });
-  undo.push(() => api.close());
-  const tokens = {
-    admin: store.tokens.create('admin', ['admin']).secret,
-    reader: store.tokens.create('reader', ['read']).secret,
-    ci: store.tokens.create('ci', ['deploy']).secret,
-  };
-  return { api, plane, store, logs, tokens };
-}
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: () => unknown;
-}
-
-async function call(
-  url: string,
-  path: string,
-  init: { method?: string; token?: string; body?: string | Buffer } = {},
-): Promise<Answer> {
-  const res = await fetch(`${url}${path}`, {
-    method: init.method ?? 'GET',
-    headers: init.token === undefined ? {} : { authorization: `Bearer ${init.token}` },
-    ...(init.body === undefined ? {} : { body: init.body }),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
-}
-
-function errorOf(answer: Answer): ApiErrorJson['error'] {
-  return (answer.json() as ApiErrorJson).error;
-}
+const serve = () => serveFake(undo);
 
 describe('API server: authentication and scopes', () => {
   it('answers health without a token', async () => {

@@ -4,6 +4,10 @@
  * HTTP server serves. Times are ISO 8601 strings; releases are named `rN`.
  */
 
+import type { ChaosReportJson, ChaosRunJson, ChaosRunRequest } from './types-chaos.js';
+
+export type * from './types-chaos.js';
+
 /** API version prefix of every route. */
 export const API_PREFIX = '/v1';
 
@@ -61,6 +65,8 @@ export interface InstanceJson {
   readonly pid?: number;
   readonly state: InstanceStateJson;
   readonly stateSince: string;
+  /** A canary analysis's `baseline` (old release) or `canary` (new release); absent on stable instances. */
+  readonly role?: 'baseline' | 'canary';
   readonly health: {
     readonly status: 'unknown' | 'passing' | 'failing';
     readonly failures: number;
@@ -128,6 +134,8 @@ export interface BackendMetricsJson {
     readonly buckets: readonly { readonly le: number; readonly count: number }[];
     readonly sum: number;
     readonly count: number;
+    /** The same latencies in 2 % buckets, `[upper bound ms, count]`; absent behind HAProxy. */
+    readonly fine?: readonly (readonly [number, number])[];
   };
 }
 
@@ -178,11 +186,18 @@ export interface MetricVerdictJson {
   readonly name: string;
   /** `pass`, `high` or `low` (failed in that direction), or `nodata` (too few samples to judge). */
   readonly classification: 'pass' | 'high' | 'low' | 'nodata';
+  /** `continuous` (effect relative to the baseline) or `proportion` (effect in rate points). */
+  readonly kind: 'continuous' | 'proportion';
+  /** Which change is bad. */
+  readonly direction: 'increase' | 'decrease' | 'either';
   readonly critical: boolean;
   readonly group: string;
   /** The Mann-Whitney test's p-value and the level it was held to at this look. */
   readonly pValue: number | null;
   readonly alpha: number | null;
+  /** The Mann-Whitney U of the canary, and its normal score. */
+  readonly u: number | null;
+  readonly z: number | null;
   /** Relative shift (latency: 0.2 = 20 % slower) or rate difference (errors: 0.02 = 2 points). */
   readonly effect: number | null;
   readonly tolerance: number;
@@ -299,6 +314,12 @@ export interface ControlPlane {
   rollout(id: string): Promise<RolloutJson>;
   /** The service's newest rollout (in flight or finished), in detail. */
   serviceRollout(service: string): Promise<RolloutDetailJson>;
+  /** Starts an on-demand chaos run. */
+  chaosRun(request: ChaosRunRequest, actor: string): Promise<ChaosRunJson>;
+  /** Chaos runs, newest first. */
+  chaosRuns(limit?: number): Promise<ChaosRunJson[]>;
+  /** MTTR and availability of run `runId` (default: the latest run). */
+  chaosReport(runId?: string): Promise<ChaosReportJson>;
   /** Starts releasing a new base image in waves by tier. */
   startRing(request: RingRequest, actor: string): Promise<RingJson>;
   /** Rings, newest first. */

@@ -5,8 +5,10 @@
  */
 import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors/index.js';
+import { parseDuration } from '../spec/index.js';
 import { MAX_READ_LIMIT } from '../state/index.js';
 import type {
+  ChaosRunRequest,
   DeployRequest,
   RingRequest,
   RollbackRequest,
@@ -78,6 +80,33 @@ export const RING_REQUEST: Checked<RingRequest> = {
     baseDigest: 'give the base image\'s digest, "sha256:" and 64 hex digits',
     targets: 'list each service to release, with the image rebaked on the base and its digest',
   },
+};
+
+/** `POST /v1/chaos/runs`. */
+export const CHAOS_RUN_REQUEST: Checked<ChaosRunRequest> = {
+  schema: z.strictObject({
+    service: z.string().min(1).max(NAME_MAX).optional(),
+    kills: z.number().int().min(1).max(10_000).optional(),
+    interval: z
+      .string()
+      .refine((s) => parseDuration(s) !== undefined, 'must be a duration such as "2s"')
+      .optional(),
+    mode: z.enum(['kill', 'stop', 'corrupt', 'partition']).optional(),
+    dryRun: z.boolean().optional(),
+  }),
+  fixes: {
+    service: 'name a deployed service, or leave it out for every service that opted in',
+    kills: 'give how many instances to terminate, 1 to 10000',
+    interval: 'give the time between kills with a unit, such as "2s" or "500ms"',
+    mode: 'use "kill", "stop", "corrupt" or "partition"',
+    dryRun: 'give true to only record what would be terminated',
+  },
+};
+
+/** `?run=` of `GET /v1/chaos/report`. */
+export const CHAOS_REPORT_QUERY: Checked<{ run?: string }> = {
+  schema: z.strictObject({ run: z.string().min(1).max(NAME_MAX).optional() }),
+  fixes: { run: 'name a chaos run id (kiln chaos report lists the latest)' },
 };
 
 /** `?limit=` of `GET /v1/rings`. */
@@ -198,6 +227,7 @@ function toIssue(issue: z.core.$ZodIssue, fixes: Fixes): ValidationIssue {
 }
 
 function describe(value: unknown): string {
+  if (value === undefined) return 'missing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`;

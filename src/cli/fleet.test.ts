@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CommanderError } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   FAKE_DIGEST,
@@ -14,31 +13,11 @@ import {
   type InstanceJson,
 } from '../api/index.js';
 import { IN_MEMORY, openState, type StateStore } from '../state/index.js';
-import { describeError, ExitCode, exitCodeFor } from './exit.js';
-import { program } from './main.js';
+import { ExitCode } from './exit.js';
 import { age, instancesTable } from './fleet-common.js';
+import { kiln } from './testkit.js';
 
 const SHORT = FAKE_DIGEST.slice(0, 19);
-
-/** Runs `kiln ARGS` as main() does and returns the exit code, stdout and the printed error. */
-async function kiln(...args: string[]): Promise<{ code: number; stdout: string; error: string }> {
-  let stdout = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program().parseAsync(['node', 'kiln', ...args]);
-    return { code: typeof process.exitCode === 'number' ? process.exitCode : 0, stdout, error: '' };
-  } catch (err) {
-    const code = err instanceof CommanderError ? ExitCode.Usage : exitCodeFor(err);
-    return { code, stdout, error: describeError(err) };
-  } finally {
-    spy.mockRestore();
-    process.exitCode = undefined;
-  }
-}
 
 let store: StateStore;
 let plane: FakeControlPlane;

@@ -71,7 +71,7 @@ function waitOptions(cmd: Command): Command {
     .option('--json', 'print JSON (DeployResultJson, docs/api.md)');
 }
 
-/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen] [--reason TEXT] [--wait]`. */
+/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen|canary] [--reason TEXT] [--wait]`. */
 export function deployCommand(): Command {
   return waitOptions(
     withConnection(

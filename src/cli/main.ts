@@ -17,6 +17,7 @@ import {
   rollbackCommand,
   statusCommand,
 } from './fleet.js';
+import { chaosCommand } from './chaos.js';
 import { releaseCommand, ringsCommand } from './rings.js';
 import { rolloutCommand } from './rollout.js';
 
@@ -48,8 +49,10 @@ export function program(): Command {
     rolloutCommand(),
     releaseCommand(),
     ringsCommand(),
+    chaosCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
+    for (const sub of cmd.commands) sub.exitOverride(); // not inherited: rollout status, rings status…
   }
   return root;
 }

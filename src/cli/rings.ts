@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
 import type { RingJson } from '../api/index.js';
 import { bake } from '../bake/index.js';
-import { KilnError, ValidationError } from '../errors/index.js';
+import { ConflictError, KilnError, ValidationError } from '../errors/index.js';
 import type { LoadedConfig } from '../spec/index.js';
 import { aptRootFromEnv, loadFromOptions, printJson } from './common.js';
 import { ExitCode } from './exit.js';
@@ -84,6 +84,14 @@ export function releaseCommand(): Command {
             },
           ]);
         }
+        // Ask the server first: a bake is wasted if it cannot be reached or a ring still runs.
+        const api = await clientFor(cmd, opts);
+        const running = (await api.rings(1))[0];
+        if (running?.phase === 'running') {
+          throw new ConflictError(
+            `ring ${running.id} (base ${running.base}) is still running: ${running.message}; wait for it (kiln rings status)`,
+          );
+        }
         const baked = await bake({
           config,
           names,
@@ -91,7 +99,6 @@ export function releaseCommand(): Command {
           ...aptRootFromEnv(),
         });
         const digest = new Map(baked.map((b) => [b.name, b.digest]));
-        const api = await clientFor(cmd, opts);
         const ring = await api.startRing({
           base,
           baseDigest: digest.get(base)!,

@@ -61,6 +61,12 @@ export function rolloutCommand(): Command {
 const pct = (x: number | null, digits = 1) => (x === null ? '–' : `${(x * 100).toFixed(digits)}%`);
 const num = (x: number | null, digits = 2) => (x === null ? '–' : x.toFixed(digits));
 
+/** A proportion's effect is in rate points (0.02 → "2.00 pts"); anything else's is relative ("20.0%"). */
+function effect(m: MetricVerdictJson, x: number | null): string {
+  if (m.kind !== 'proportion') return pct(x);
+  return x === null ? '–' : `${(x * 100).toFixed(2)} pts`;
+}
+
 /** The human form of a rollout's detail. */
 export function rolloutText(d: RolloutDetailJson): string {
   const lines: string[] = [];
@@ -103,7 +109,7 @@ function metricLine(m: MetricVerdictJson): string {
   return (
     `${m.name}${crit}: ${flag}  baseline median ${num(m.baseline.median)} mean ${num(m.baseline.mean, 4)} (n=${m.baseline.n}), ` +
     `canary median ${num(m.canary.median)} mean ${num(m.canary.mean, 4)} (n=${m.canary.n}); ` +
-    `effect ${pct(m.effect)} (band ${pct(m.tolerance)}), p=${m.pValue === null ? '–' : m.pValue.toPrecision(2)} ` +
+    `effect ${effect(m, m.effect)} (band ${effect(m, m.tolerance)}), p=${m.pValue === null ? '–' : m.pValue.toPrecision(2)} ` +
     `vs α=${m.alpha === null ? '–' : m.alpha.toPrecision(2)}`
   );
 }

@@ -77,10 +77,11 @@ export const PROMETHEUS_TIMEOUT_MS = 10_000;
  */
 export function fillQuery(query: string, side: PrometheusSide): string {
   const instances = side.instances.map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, '\\\\$&')).join('|');
+  // Functions, so a `$` in a value is never read as a replacement pattern.
   return query
-    .replaceAll('{{release}}', side.release)
-    .replaceAll('{{role}}', side.role)
-    .replaceAll('{{instances}}', instances || '^$');
+    .replaceAll('{{release}}', () => side.release)
+    .replaceAll('{{role}}', () => side.role)
+    .replaceAll('{{instances}}', () => instances || '^$');
 }
 
 /**
@@ -101,7 +102,19 @@ export async function queryRange(
     end: String(endMs / 1000),
     step: `${Math.max(1, Math.round(stepMs / 1000))}s`,
   });
-  const res = await fetch(u, { method: 'POST', body, signal: AbortSignal.timeout(PROMETHEUS_TIMEOUT_MS) });
+  let res: Response;
+  try {
+    res = await fetch(u, { method: 'POST', body, signal: AbortSignal.timeout(PROMETHEUS_TIMEOUT_MS) });
+  } catch (err) {
+    const why =
+      err instanceof Error && err.name === 'TimeoutError'
+        ? `no answer within ${PROMETHEUS_TIMEOUT_MS / 1000} s`
+        : String((err as Error).cause ?? err);
+    throw new UnavailableError(
+      `Prometheus at ${u.origin} could not be asked (${why}); check the metric's url`,
+      { cause: err },
+    );
+  }
   const text = await res.text();
   let doc: unknown;
   try {

@@ -35,6 +35,9 @@ export interface CanaryStatus {
   readonly window?: {
     readonly startedAt: string;
     readonly counters: Readonly<Record<string, CounterSnapshot>>;
+    /** Since when the final look waits for enough data, and when that was last checked. */
+    readonly waitingSince?: string;
+    readonly checkedAt?: string;
   };
   /** Every look of every step so far, oldest first. */
   readonly looks: readonly CanaryLook[];

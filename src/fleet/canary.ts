@@ -91,7 +91,14 @@ export async function analyseCanaries(
     const record = o.store.rollouts.find(r.id);
     if (!record) continue;
     const mine = observed.filter((i) => i.service === svc.name);
-    if (await analyseOne(o, svc, record, mine, load)) moved = true;
+    try {
+      if (await analyseOne(o, svc, record, mine, load)) moved = true;
+    } catch (err) {
+      // One service's analysis failing (its router or Prometheus unreachable) must not stop the others'.
+      o.log(
+        `${svc.name}: canary analysis of rollout ${record.id} failed this pass: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
   return moved;
 }
@@ -139,10 +146,19 @@ async function analyseOne(
     return false;
   }
   const looks = looksOf(analysis, step.analyse);
-  const taken = status.looks.filter((l) => l.step === status.step).length;
+  // Only this window's looks count: a resumed step is analysed afresh.
+  const window = status.window;
+  const taken = status.looks.filter((l) => l.step === status.step && l.at >= window.startedAt).length;
   const look = Math.min(taken + 1, looks);
-  const windowStart = Date.parse(status.window.startedAt);
+  const windowStart = Date.parse(window.startedAt);
   if (now < windowStart + (look * step.analyse) / looks) return false;
+  // While the final look waits for data it is tried again once an interval, not every pass.
+  if (
+    window.waitingSince !== undefined &&
+    now < Date.parse(window.checkedAt ?? window.waitingSince) + analysis.interval
+  )
+    return false;
+  const limit = windowStart + step.analyse + svc.progressDeadlineMs;
 
   const all = (await load()).filter((m) => m.service === svc.name);
   const role = (id: string) => o.store.instances.find(id);
@@ -163,19 +179,10 @@ async function analyseOne(
   const short = Math.min(baseline.requests, canary.requests);
   if (final && short < analysis.minSamples) {
     // The last look is taken once, with enough samples: until then the rollout waits.
-    const limit = windowStart + step.analyse + svc.progressDeadlineMs;
-    const waiting = `waiting for traffic: ${short} of the ${analysis.minSamples} requests each side needs`;
-    if (now > limit) {
-      fail(
-        o,
-        record,
-        svc.name,
-        `${waiting}, and the progress deadline passed; not enough traffic to judge ${to}`,
-      );
-      return true;
-    }
-    save(o, record, status, { status: 'Unknown', reason: ConditionReason.AnalysisRunning, message: waiting });
-    return false;
+    return wait(o, record, svc.name, status, now, limit, {
+      waiting: `waiting for traffic: ${short} of the ${analysis.minSamples} requests each side needs`,
+      failure: `not enough traffic to judge ${to}`,
+    });
   }
   const config = judgeConfigOf(analysis, step.analyse, steps.filter((s) => s.analyse !== undefined).length);
   const { samples, warnings } = await collectSamples({
@@ -191,6 +198,15 @@ async function analyseOne(
     stepMs: analysis.interval / 10,
   });
   const result: LookResult = judge(config, samples, look);
+  if (final && result.decision === 'continue') {
+    // A metric still without data at the last look (a Prometheus query failing, or too few
+    // points): not a look, a wait, bounded by the progress deadline like a wait for traffic.
+    const missing = result.metrics.filter((m) => m.classification === 'nodata').map((m) => m.name);
+    return wait(o, record, svc.name, status, now, limit, {
+      waiting: `waiting for data on ${missing.join(', ') || 'the metrics'}: ${result.reason}`,
+      failure: `no data on ${missing.join(', ') || 'the metrics'} to judge ${to}`,
+    });
+  }
   const entry: CanaryLook = jsonSafe({
     ...result,
     warnings: [...result.warnings, ...warnings],
@@ -222,6 +238,45 @@ async function analyseOne(
     return true;
   }
   save(o, record, next, { status: 'Unknown', reason: ConditionReason.AnalysisRunning, message });
+  return false;
+}
+
+/**
+ * The final look cannot be taken yet: record the wait (and when it was last checked), or, past
+ * `limit`, fail the rollout, with the Analysed condition saying why.
+ */
+function wait(
+  o: CanaryAnalystOptions,
+  record: RolloutRecord,
+  service: string,
+  status: CanaryStatus,
+  now: number,
+  limit: number,
+  text: { readonly waiting: string; readonly failure: string },
+): boolean {
+  const at = new Date(now).toISOString();
+  const window = { ...status.window!, waitingSince: status.window!.waitingSince ?? at, checkedAt: at };
+  if (now > limit) {
+    const message = `${text.waiting}, and the progress deadline passed; ${text.failure}`;
+    const saved = save(
+      o,
+      record,
+      { ...status, window },
+      {
+        status: 'False',
+        reason: ConditionReason.AnalysisFailed,
+        message,
+      },
+    );
+    fail(o, saved, service, message);
+    return true;
+  }
+  save(
+    o,
+    record,
+    { ...status, window },
+    { status: 'Unknown', reason: ConditionReason.AnalysisRunning, message: text.waiting },
+  );
   return false;
 }
 

@@ -8,7 +8,7 @@
 import { KilnError } from '../errors/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { PortRange, StateStore } from '../state/index.js';
-import type { BackendMetrics, TrafficRouter } from '../traffic/index.js';
+import type { BackendMetrics, ServiceTotals, TrafficRouter } from '../traffic/index.js';
 import { analyseCanaries } from './canary.js';
 import { desiredOf, viewOf } from './desired.js';
 import { Executor } from './executor.js';
@@ -99,9 +99,14 @@ export class FleetController {
     });
   }
 
-  /** The router's per-backend counters, for `kiln status`, the API and (later) the canary judge. */
+  /** The router's per-backend counters, for `kiln status`, the API and the canary judge. */
   metrics(): Promise<BackendMetrics[]> {
     return this.#options.router.metrics();
+  }
+
+  /** The router's per-service client totals, for chaos's availability figures. */
+  totals(): Promise<ServiceTotals[]> {
+    return this.#options.router.totals();
   }
 
   /** Adopts the instances and routes there are, then reconciles continuously. */

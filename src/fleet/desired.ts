@@ -30,9 +30,15 @@ export interface ReleaseSpec {
   readonly process: ReleaseProcess;
 }
 
-/** sha256 of the canonical JSON of a release spec: two releases with equal hashes run the same. */
+/**
+ * sha256 of the canonical JSON of a release spec: two releases with equal hashes run the same.
+ * The service's `chaos` settings are left out: they say how kiln tests the service, not what runs,
+ * so changing them is no new release (the monkey reads them from the declared service).
+ */
 export function configHash(spec: ReleaseSpec): string {
-  return `sha256:${createHash('sha256').update(canonicalJson(spec, 'release spec')).digest('hex')}`;
+  const { chaos: _chaos, ...service } = spec.service;
+  const text = canonicalJson({ ...spec, service }, 'release spec');
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
 
 /** A release's frozen spec. */

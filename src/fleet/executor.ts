@@ -185,6 +185,7 @@ export class Executor {
           KILN_SERVICE: service,
           KILN_RELEASE: rel.name,
           KILN_INSTANCE: record.id,
+          ...(role ? { KILN_ROLE: role } : {}),
         },
         cwd: spec.process.cwd,
         user: spec.process.user,

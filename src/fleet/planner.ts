@@ -239,6 +239,19 @@ function reconcileCanary(
   stop(ctx, strays, Infinity, 'superseded');
   if (!step || step.weight >= 100) {
     promoteCanary(ctx, stable, baseline, canary, to, id);
+    if (
+      svc.rollout?.phase === 'progressing' &&
+      !ctx.actions.some((a) => a.type === 'rollout') &&
+      ctx.now - progress.stepStartedAt > svc.progressDeadlineMs
+    ) {
+      ctx.actions.push({
+        type: 'rollout',
+        service: svc.name,
+        id,
+        phase: 'failed',
+        reason: `the promotion of ${to.name} to 100% did not finish within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
+      });
+    }
     return;
   }
   const place = canaryPlacement(svc.replicas, step.weight, step.analyse !== undefined);

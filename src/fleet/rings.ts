@@ -126,6 +126,13 @@ export class RingRunner {
           actor: `ring ${ring.id}`,
           reason: `base ${ring.base} (${ring.baseDigest.slice(0, 19)}) via ring ${ring.id}, tier ${wave.tier}`,
         });
+        this.#audit(
+          ring,
+          'deploy',
+          s.service,
+          'ok',
+          `${out.release.name} (${s.digest}), rollout ${out.rollout.id}`,
+        );
         services.push({
           ...s,
           rollout: out.rollout.id,
@@ -136,6 +143,7 @@ export class RingRunner {
         });
       } catch (err) {
         if (!(err instanceof KilnError)) throw err;
+        this.#audit(ring, 'deploy', s.service, 'failed', err.message);
         services.push({ ...s, outcome: 'failed', message: `could not deploy: ${err.message}` });
       }
     }
@@ -193,6 +201,7 @@ export class RingRunner {
       }
       try {
         await rollback(this.#ctx, { service: s.service, to: s.previous, actor: `ring ${ring.id}` });
+        this.#audit(ring, 'rollback', s.service, 'ok', `to ${s.previous}: its wave failed`);
         reverted.push({
           ...s,
           outcome: 'reverted',
@@ -227,6 +236,11 @@ export class RingRunner {
   #finish(ring: RingRecord, phase: 'succeeded', message: string): void {
     const next = this.#ctx.store.rings.update(ring.id, ring.version, { phase, message });
     this.#event(next, `ring.${phase}`, message);
+  }
+
+  /** A ring's deploys and rollbacks are changes like any other: the audit log names the ring as actor. */
+  #audit(ring: RingRecord, action: string, target: string, result: 'ok' | 'failed', detail: string): void {
+    this.#ctx.store.audit.append({ actor: `ring ${ring.id}`, action, target, result, detail });
   }
 
   #event(ring: RingRecord, kind: string, message: string): void {

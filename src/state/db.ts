@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { UnavailableError, wrap } from '../errors/index.js';
 import { AuditLog } from './audit.js';
+import { ChaosRepository } from './chaos.js';
 import { EventLog } from './events.js';
 import { InstanceRepository } from './instances.js';
 import { migrate, MIGRATIONS, schemaVersion, type MigrationResult } from './migrations.js';
@@ -55,6 +56,8 @@ export interface StateStore {
   readonly releases: ReleaseRepository;
   readonly rollouts: RolloutRepository;
   readonly rings: RingRepository;
+  /** The chaos monkey's runs and terminations, with the recoveries it measured. */
+  readonly chaos: ChaosRepository;
   readonly instances: InstanceRepository;
   readonly tokens: TokenRepository;
   readonly events: EventLog;
@@ -139,6 +142,7 @@ function createStore(db: Database.Database, file: string, migration: MigrationRe
     releases: new ReleaseRepository(sql),
     rollouts: new RolloutRepository(sql),
     rings: new RingRepository(sql),
+    chaos: new ChaosRepository(sql),
     instances: new InstanceRepository(sql),
     tokens: new TokenRepository(sql),
     events: new EventLog(sql),

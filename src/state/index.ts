@@ -57,6 +57,21 @@ export {
   type WavePhase,
 } from './rings.js';
 export {
+  CHAOS_MODES,
+  CHAOS_OUTCOMES,
+  ChaosRepository,
+  type ChaosMode,
+  type ChaosOutcome,
+  type ChaosRunEnd,
+  type ChaosRunPhase,
+  type ChaosRunRecord,
+  type ChaosTerminationFilter,
+  type ChaosTerminationPatch,
+  type ChaosTerminationRecord,
+  type NewChaosRun,
+  type NewChaosTermination,
+} from './chaos.js';
+export {
   INSTANCE_STATES,
   type InstanceDesiredState,
   type InstanceRole,

@@ -178,6 +178,45 @@ CREATE TABLE rings (
 ) STRICT;
 CREATE UNIQUE INDEX rings_one_running ON rings (phase) WHERE phase = 'running';`,
   },
+  {
+    version: 7,
+    name: 'chaos',
+    // run_id is NULL for the scheduled monkey's terminations; a run's requests and failed are the
+    // service-level totals over the run, filled in when it ends.
+    sql: `
+CREATE TABLE chaos_runs (
+  id TEXT PRIMARY KEY,
+  service TEXT,
+  mode TEXT NOT NULL,
+  kills INTEGER NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  dry_run INTEGER NOT NULL,
+  phase TEXT NOT NULL CHECK (phase IN ('running', 'done', 'failed')),
+  message TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  requests INTEGER,
+  failed INTEGER
+) STRICT;
+CREATE TABLE chaos_terminations (
+  id TEXT PRIMARY KEY,
+  run_id TEXT,
+  service TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  dry_run INTEGER NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('terminated', 'would-terminate', 'held', 'skipped')),
+  reason TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  detected_at TEXT,
+  recovered_at TEXT,
+  replacement TEXT,
+  failed_requests INTEGER
+) STRICT;
+CREATE INDEX chaos_terminations_by_run ON chaos_terminations (run_id, started_at);
+CREATE INDEX chaos_terminations_by_service ON chaos_terminations (service, started_at);`,
+  },
 ];
 
 /** The schema version this build of kiln writes. */

@@ -48,6 +48,43 @@ export interface RingsTable {
   finished_at: string | null;
 }
 
+/** `chaos_runs`: on-demand chaos runs; `requests` and `failed` are filled in when one ends. */
+export interface ChaosRunsTable {
+  id: string;
+  service: string | null;
+  mode: string;
+  kills: number;
+  interval_ms: number;
+  dry_run: number;
+  phase: string;
+  message: string;
+  created_by: string;
+  started_at: string;
+  finished_at: string | null;
+  requests: number | null;
+  failed: number | null;
+}
+
+/**
+ * `chaos_terminations`: every decision of the chaos monkey, taken or held. `run_id` is NULL for
+ * scheduled ones; `instance` is '' when none was chosen (held or skipped).
+ */
+export interface ChaosTerminationsTable {
+  id: string;
+  run_id: string | null;
+  service: string;
+  instance: string;
+  mode: string;
+  dry_run: number;
+  outcome: string;
+  reason: string;
+  started_at: string;
+  detected_at: string | null;
+  recovered_at: string | null;
+  replacement: string | null;
+  failed_requests: number | null;
+}
+
 /** `rollouts`: at most one non-terminal row per service (partial unique index). */
 export interface RolloutsTable {
   id: string;
@@ -122,6 +159,8 @@ export interface Tables {
   rollouts: RolloutsTable;
   instances: InstancesTable;
   rings: RingsTable;
+  chaos_runs: ChaosRunsTable;
+  chaos_terminations: ChaosTerminationsTable;
   tokens: TokensTable;
   events: EventsTable;
   audit: AuditTable;
