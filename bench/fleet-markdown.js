@@ -164,6 +164,34 @@ function recoverySection(rc) {
   return [...lines, `Method: ${rc.method}.`, ''];
 }
 
+function chaosSection(c, recovery) {
+  if (!c.measured) return ['### Chaos under load', '', `Not measured: ${c.reason}.`, ''];
+  const r = c.report;
+  const l = c.loadgen;
+  const pct = (x) => (x === null ? '–' : `${(x * 100).toFixed(3)}%`);
+  const lines = [
+    `### Chaos under load (${c.kills} kills, one every ${c.intervalMs / 1000} s, ${c.rate} req/s, ${c.replicas} replicas, ${c.runtime})`,
+    '',
+    ...header(['what', 'kiln chaos report', 'load generator']),
+    row(['terminated / recovered', `${r.kills} / ${r.recovered}`, '']),
+    row(['MTTR (kill → healthy replacement), median', fmt.ms(r.mttrMs.median), '']),
+    row(['MTTR, p99 (nearest rank)', fmt.ms(r.mttrMs.p99), '']),
+    row(['detection, median', fmt.ms(r.detectMs.median), '']),
+    row(['requests', String(r.requests), `${l.sent} (over ${l.seconds} s)`]),
+    row(['failed', String(r.failed), String(l.failed)]),
+    row(['availability', pct(r.availability), pct(l.availability)]),
+    '',
+  ];
+  const podman = recovery?.podman;
+  if (podman?.measured && r.mttrMs.median !== null) {
+    lines.push(
+      `Ratio of kiln's MTTR under load to podman --restart=always's recovery (recovery part, same run, no load): median ${fmt.ratio(r.mttrMs.median / podman.answeredMs.median)}.`,
+      '',
+    );
+  }
+  return lines;
+}
+
 /** The fleet part of a results file as markdown. */
 export function fleetMarkdown(fleet) {
   const img = fleet.image;
@@ -183,6 +211,7 @@ export function fleetMarkdown(fleet) {
   if (fleet.router) lines.push(...routerSection(fleet.router));
   if (fleet.scale) lines.push(...scaleSection(fleet.scale));
   if (fleet.recovery) lines.push(...recoverySection(fleet.recovery));
+  if (fleet.chaos) lines.push(...chaosSection(fleet.chaos, fleet.recovery));
   if (fleet.cleanupFailures) lines.push(`Cleanup failures: ${fleet.cleanupFailures.join('; ')}`, '');
   return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 // The fleet benchmarks: start to healthy (kiln vs podman), router throughput and added latency
 // (kiln's router vs direct vs HAProxy), bringing up N instances (time, memory, router memory), and
-// recovery after kill -9 (kiln server vs podman's restart policy).
+// recovery after kill -9 (kiln server vs podman's restart policy), and the chaos monkey's run
+// under load (availability and MTTR).
 // Every instance, container and process started here is ended by its id or PID before returning.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { OciStore } from '../dist/oci/index.js';
 import { ensureRootfs, processFromImage } from '../dist/runtime/index.js';
 import { routerBench } from './fleet-router.js';
 import { fleetMarkdown } from './fleet-markdown.js';
+import { chaosBench } from './fleet-chaos.js';
 import { recoveryBench } from './fleet-recovery.js';
 import { scaleBench } from './fleet-scale.js';
 import { Podman, startBench } from './fleet-start.js';
@@ -25,7 +27,7 @@ const list = (name, fallback) =>
 export function fleetSettings() {
   const runtimes = list('BENCH_RUNTIMES', 'crun,runc');
   return {
-    parts: list('BENCH_FLEET', 'start,router,scale,recovery'),
+    parts: list('BENCH_FLEET', 'start,router,scale,recovery,chaos'),
     suite: process.env.BENCH_SUITE ?? 'bookworm',
     runtimes,
     startSamples: envInt('BENCH_START_SAMPLES', 30),
@@ -46,6 +48,13 @@ export function fleetSettings() {
       runtime: process.env.BENCH_SCALE_RUNTIME ?? runtimes[0],
       kills: envInt('BENCH_RECOVERY_KILLS', 20),
       replicas: 3,
+    },
+    chaos: {
+      runtime: process.env.BENCH_SCALE_RUNTIME ?? runtimes[0],
+      kills: envInt('BENCH_CHAOS_KILLS', 30),
+      intervalMs: envInt('BENCH_CHAOS_INTERVAL_MS', 2000),
+      rate: envInt('BENCH_CHAOS_RATE', 500),
+      replicas: 4,
     },
   };
 }
@@ -163,6 +172,10 @@ export async function fleetBench(cleanup) {
     if (settings.parts.includes('recovery')) {
       out.recovery = await recoveryBench({ image, dir, cleanup, podman, ...settings.recovery });
       out.load1.afterRecovery = load1();
+    }
+    if (settings.parts.includes('chaos')) {
+      out.chaos = await chaosBench({ image, dir, cleanup, ...settings.chaos });
+      out.load1.afterChaos = load1();
     }
   } finally {
     const failures = await cleanup.run();

@@ -199,6 +199,12 @@ describe('plan: canary', () => {
     expect(show(plan([paused], observed, NOW))).not.toContain('rollout failed');
   });
 
+  it('fails a promotion that does not finish by the deadline', () => {
+    const observed = [...STABLE, inst('c1', 'r2', 'canary', 'starting')];
+    expect(show(plan([canary(2, {}, NOW - 61_000)], observed, NOW)).at(-1)).toBe('rollout failed');
+    expect(show(plan([canary(2, {}, NOW - 1_000)], observed, NOW))).not.toContain('rollout failed');
+  });
+
   it('replaces a failed canary like any instance', () => {
     const observed = [...STABLE, inst('b1', 'r1', 'baseline'), inst('c1', 'r2', 'canary', 'unhealthy')];
     expect(show(plan([canary(0)], observed, NOW))).toEqual([

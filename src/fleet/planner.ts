@@ -239,19 +239,8 @@ function reconcileCanary(
   stop(ctx, strays, Infinity, 'superseded');
   if (!step || step.weight >= 100) {
     promoteCanary(ctx, stable, baseline, canary, to, id);
-    if (
-      svc.rollout?.phase === 'progressing' &&
-      !ctx.actions.some((a) => a.type === 'rollout') &&
-      ctx.now - progress.stepStartedAt > svc.progressDeadlineMs
-    ) {
-      ctx.actions.push({
-        type: 'rollout',
-        service: svc.name,
-        id,
-        phase: 'failed',
-        reason: `the promotion of ${to.name} to 100% did not finish within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
-      });
-    }
+    if (!ctx.actions.some((a) => a.type === 'rollout'))
+      stepDeadline(ctx, id, progress.stepStartedAt, `the promotion of ${to.name} to 100% did not finish`);
     return;
   }
   const place = canaryPlacement(svc.replicas, step.weight, step.analyse !== undefined);
@@ -276,19 +265,26 @@ function reconcileCanary(
     .sort((a, b) => (a.id < b.id ? -1 : 1));
   ctx.actions.push({ type: 'route', service: svc.name, backends });
   const ready = canary.healthy.length >= place.canaries && healthy(baseline).length >= place.baselines;
-  if (
-    !ready &&
-    svc.rollout?.phase === 'progressing' &&
-    ctx.now - progress.stepStartedAt > svc.progressDeadlineMs
-  ) {
-    ctx.actions.push({
-      type: 'rollout',
-      service: svc.name,
+  if (!ready)
+    stepDeadline(
+      ctx,
       id,
-      phase: 'failed',
-      reason: `the canary step to ${step.weight}% did not become healthy within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
-    });
-  }
+      progress.stepStartedAt,
+      `the canary step to ${step.weight}% did not become healthy`,
+    );
+}
+
+/** A canary step that began longer than the progress deadline ago fails (not while paused). */
+function stepDeadline(ctx: Context, id: string, began: number, what: string): void {
+  const { svc } = ctx;
+  if (svc.rollout?.phase !== 'progressing' || ctx.now - began <= svc.progressDeadlineMs) return;
+  ctx.actions.push({
+    type: 'rollout',
+    service: svc.name,
+    id,
+    phase: 'failed',
+    reason: `${what} within ${Math.round(svc.progressDeadlineMs / 1000)}s`,
+  });
 }
 
 /** Starts or stops instances of `release` in `live` until there are `n`. */
