@@ -136,7 +136,7 @@ export class FleetPlane implements ControlPlane {
     const { store } = this.#o;
     const run = runId !== undefined ? store.chaos.getRun(runId) : store.chaos.listRuns(1)[0];
     const terminations = run
-      ? store.chaos.terminations({ runId: run.id })
+      ? store.chaos.terminations({ runId: run.id, limit: run.kills + 100 })
       : store.chaos.terminations({ since: new Date(this.#clock() - 86_400_000).toISOString() });
     return chaosReportJson(run, terminations);
   }

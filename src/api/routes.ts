@@ -8,6 +8,7 @@ import type { ControlPlane, HealthJson, RolloutCommandJson } from './types.js';
 import {
   CHAOS_REPORT_QUERY,
   CHAOS_RUN_REQUEST,
+  CHAOS_RUNS_QUERY,
   DEPLOY_REQUEST,
   EVENTS_QUERY,
   LOGS_QUERY,
@@ -179,7 +180,7 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/v1/chaos/runs',
     scope: 'read',
-    handle: async (ctx) => ok(await ctx.plane.chaosRuns(parseQuery(ctx.query, RINGS_QUERY).limit)),
+    handle: async (ctx) => ok(await ctx.plane.chaosRuns(parseQuery(ctx.query, CHAOS_RUNS_QUERY).limit)),
   },
   {
     method: 'GET',

@@ -103,6 +103,18 @@ export const CHAOS_RUN_REQUEST: Checked<ChaosRunRequest> = {
   },
 };
 
+/** `?limit=` of `GET /v1/chaos/runs`. */
+export const CHAOS_RUNS_QUERY: Checked<{ limit?: number }> = {
+  schema: z.strictObject({
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,2}$/, 'must be a whole number from 1 to 999')
+      .transform(Number)
+      .optional(),
+  }),
+  fixes: { limit: 'give how many chaos runs to list, such as ?limit=5' },
+};
+
 /** `?run=` of `GET /v1/chaos/report`. */
 export const CHAOS_REPORT_QUERY: Checked<{ run?: string }> = {
   schema: z.strictObject({ run: z.string().min(1).max(NAME_MAX).optional() }),

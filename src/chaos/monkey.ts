@@ -81,11 +81,20 @@ export class ChaosMonkey {
 
   /** Checks the schedule every `tickMs`. */
   start(): void {
+    // A run a previous control plane was carrying out when it stopped will not go on: say so.
+    for (const run of this.#o.store.chaos.listRuns(100).filter((r) => r.phase === 'running')) {
+      this.#o.store.chaos.finishRun(run.id, {
+        phase: 'failed',
+        message: 'stopped: the control plane stopped during the run',
+      });
+    }
     const tick = () => {
       if (this.#closed) return;
-      this.#track(this.tick()).finally(() => {
-        if (!this.#closed) this.#timer = setTimeout(tick, this.#o.tickMs ?? 1000);
-      });
+      this.#track(this.tick())
+        .catch((err: unknown) => this.#log(`chaos: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => {
+          if (!this.#closed) this.#timer = setTimeout(tick, this.#o.tickMs ?? 1000);
+        });
     };
     this.#timer = setTimeout(tick, this.#o.tickMs ?? 1000);
   }
@@ -107,14 +116,23 @@ export class ChaosMonkey {
         this.#next.delete(service);
         continue;
       }
-      if (!inWindow(chaos.schedule, now)) continue;
+      if (!inWindow(chaos.schedule, now)) {
+        // Drawn afresh once the window opens, so the first kill of a day is no more predictable than any.
+        this.#next.delete(service);
+        continue;
+      }
       const last = this.#o.store.chaos.lastTermination(service);
       const lastMs = last ? Date.parse(last.startedAt) : undefined;
       if (!this.#next.has(service))
         this.#next.set(service, nextTermination(chaos, lastMs, now, this.#random));
       if (now < this.#next.get(service)!) continue;
       this.#next.set(service, nextTermination(chaos, now, now, this.#random));
-      await this.terminate(service, chaos.mode, { dryRun: chaos.leashed, chaos });
+      try {
+        await this.terminate(service, chaos.mode, { dryRun: chaos.leashed, chaos });
+      } catch (err) {
+        // One service's failure (a mode this runtime lacks, say) must not stop the others' schedules.
+        this.#log(`chaos: ${service}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
   }
 
@@ -177,8 +195,10 @@ export class ChaosMonkey {
     const watches: Promise<unknown>[] = [];
     let message = `${input.kills} termination(s) done`;
     try {
-      for (let k = 0; k < input.kills && !this.#closed; k++) {
+      let k = 0;
+      for (; k < input.kills; k++) {
         if (k > 0) await sleep(input.intervalMs);
+        if (this.#closed) break;
         const service = services[k % services.length]!;
         const chaos = this.chaosOf(service);
         const t = await this.terminate(service, input.mode, {
@@ -189,15 +209,19 @@ export class ChaosMonkey {
         if (t.watch) watches.push(t.watch);
       }
       await Promise.allSettled(watches);
+      if (k < input.kills)
+        message = `stopped: the chaos monkey closed after ${k} of ${input.kills} termination(s)`;
     } catch (err) {
       message = `stopped: ${err instanceof Error ? err.message : String(err)}`;
     }
     const after = await this.#totalsOf(services);
+    // Totals that went backwards (the router restarted) must not make failed exceed requests.
+    const requests = Math.max(0, after.requests - before.requests);
     const done = store.chaos.finishRun(run.id, {
       phase: message.startsWith('stopped') ? 'failed' : 'done',
       message,
-      requests: Math.max(0, after.requests - before.requests),
-      failed: Math.max(0, after.failed - before.failed),
+      requests,
+      failed: Math.min(requests, Math.max(0, after.failed - before.failed)),
     });
     store.events.append({ kind: 'chaos.run-finished', subject: run.id, reason: done.phase, message });
     this.#log(`chaos run ${run.id}: ${message}`);
@@ -259,15 +283,28 @@ export class ChaosMonkey {
     const choice = chooseVictim(instances, options.chaos?.minHealthy ?? 1, this.#random);
     if (!choice.victim) return { record: record('skipped', '', `skipped: ${choice.reason}`) };
     const victim = choice.victim;
-    if (options.dryRun)
-      return { record: record('would-terminate', victim, `would ${mode} ${victim} (leashed)`) };
+    if (options.dryRun) {
+      const why = options.runId ? 'dry run' : 'leashed';
+      return { record: record('would-terminate', victim, `would ${mode} ${victim} (${why})`) };
+    }
     const start = (await this.#totalsOf([service])).failed;
     const seq = store.events.lastSeq();
-    const t = record('terminated', victim, `${mode} ${victim}`);
     // kill: SIGKILL to every process of the instance; stop: SIGTERM, which its init passes on so
-    // the service can end gracefully. Either way the controller learns of it from the exit.
-    await (mode === 'kill' ? driver.kill(victim, 'SIGKILL') : driver.kill(victim, 'SIGTERM'));
-    const watch = this.#track(this.#watch(t, start, seq));
+    // the service can end gracefully. Either way the controller learns of it from the exit. The
+    // record follows the signal, so it never claims a termination that did not happen.
+    try {
+      await (mode === 'kill' ? driver.kill(victim, 'SIGKILL') : driver.kill(victim, 'SIGTERM'));
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      record('skipped', victim, `skipped: could not ${mode} ${victim}: ${why}`);
+      throw err;
+    }
+    const t = record('terminated', victim, `${mode} ${victim}`);
+    const watch = this.#track(
+      this.#watch(t, start, seq).catch((err: unknown) =>
+        this.#log(`chaos: watching ${victim}: ${err instanceof Error ? err.message : String(err)}`),
+      ),
+    );
     return { record: t, watch };
   }
 
@@ -280,7 +317,7 @@ export class ChaosMonkey {
   async #watch(t: ChaosTerminationRecord, failedAtStart: number, seq: number): Promise<void> {
     const { store } = this.#o;
     const deadline = Date.parse(t.startedAt) + (this.#o.watchMs ?? 60_000);
-    const gone = new Set(['instance.exited', 'instance.stopped', 'instance.unhealthy', 'instance.draining']);
+    const gone = new Set(['instance.exited', 'instance.stopped', 'instance.unhealthy']);
     let detectedAt: string | undefined;
     for (;;) {
       for (const e of store.events.since(seq, { service: t.service, limit: 1000 })) {
@@ -298,7 +335,7 @@ export class ChaosMonkey {
         this.#claimed.add(e.subject);
         const failed = (await this.#totalsOf([t.service])).failed - failedAtStart;
         store.chaos.updateTermination(t.id, {
-          detectedAt: detectedAt ?? e.at,
+          ...(detectedAt ? { detectedAt } : {}),
           recoveredAt: e.at,
           replacement: e.subject,
           failedRequests: Math.max(0, failed),

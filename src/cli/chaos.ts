@@ -99,9 +99,7 @@ export function chaosCommand(): Command {
 async function finished(api: ApiClient, run: ChaosRunJson, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const now = (await api.chaosRuns(50)).find((r) => r.id === run.id);
-    if (!now) throw new KilnError('runtime', `chaos run ${run.id} is no longer listed by the server`);
-    if (now.phase !== 'running') return;
+    if ((await api.chaosReport(run.id)).run?.phase !== 'running') return;
     if (Date.now() > deadline)
       throw new KilnError(
         'runtime',

@@ -231,8 +231,11 @@ describe.each(RUNTIMES)('LocalRuntimeDriver under %s', (runtime) => {
       const d = driver({ logDir });
       const s = await spec({ args: ['/bin/sh', '-c', 'echo from the log dir; exec sleep 1000'] });
       await d.start(s);
+      // start() returns once the process runs, not once it has printed: wait for the line first.
+      const log = join(logDir, `${s.id}.log`);
+      for (let i = 0; i < 500 && (await readFile(log, 'utf8').catch(() => '')) === ''; i++) await sleep(10);
       await d.stop(s.id, { graceMs: 0 });
-      expect(await readFile(join(logDir, `${s.id}.log`), 'utf8')).toBe('from the log dir\n');
+      expect(await readFile(log, 'utf8')).toBe('from the log dir\n');
     });
 
     it('refuses an empty exec and gives up on one that outlives its timeout', async () => {

@@ -216,7 +216,7 @@ export class ChaosRepository {
   /** The run `id`; throws NotFoundError when there is none. */
   getRun(id: string): ChaosRunRecord {
     const run = this.findRun(id);
-    if (!run) throw new NotFoundError(`chaos run '${id}' does not exist; list them with kiln chaos runs`);
+    if (!run) throw new NotFoundError(`chaos run '${id}' does not exist; see kiln chaos report`);
     return run;
   }
 
@@ -318,7 +318,7 @@ export class ChaosRepository {
   /** The termination `id`; throws NotFoundError when there is none. */
   getTermination(id: string): ChaosTerminationRecord {
     const found = this.findTermination(id);
-    if (!found) throw new NotFoundError(`chaos termination '${id}' does not exist; see kiln chaos history`);
+    if (!found) throw new NotFoundError(`chaos termination '${id}' does not exist; see kiln chaos report`);
     return found;
   }
 
