@@ -4,7 +4,7 @@
 set -euo pipefail
 
 runtime_pkgs=(crun runc tini gpgv debian-archive-keyring util-linux ca-certificates)
-test_pkgs=(skopeo umoci podman docker-registry dpkg gnupg xz-utils busybox-static openssl mmdebstrap haproxy uidmap)
+test_pkgs=(skopeo umoci podman docker-registry dpkg gnupg xz-utils busybox-static openssl mmdebstrap haproxy uidmap chromium)
 
 pkgs=("${runtime_pkgs[@]}")
 if [[ "${1:-}" == "--tests" ]]; then pkgs+=("${test_pkgs[@]}"); fi
