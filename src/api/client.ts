@@ -13,6 +13,7 @@ import {
 } from '../errors/index.js';
 import type {
   ApiErrorJson,
+  AuditJson,
   BackendMetricsJson,
   ChaosReportJson,
   ChaosRunJson,
@@ -21,6 +22,7 @@ import type {
   DeployResultJson,
   EventJson,
   HealthJson,
+  ImageJson,
   InstanceJson,
   ReleaseJson,
   RingJson,
@@ -177,6 +179,16 @@ export class ApiClient {
   /** Events after sequence number `since`, oldest first. */
   events(since = 0, service?: string, limit?: number): Promise<EventJson[]> {
     return this.json('GET', '/v1/events', { query: { since, service, limit } });
+  }
+
+  /** The last `limit` (default 100) audit records, newest first. */
+  audit(limit?: number): Promise<AuditJson[]> {
+    return this.json('GET', '/v1/audit', { query: { limit } });
+  }
+
+  /** The images of the control plane's store, with SBOM packages and signature. */
+  images(): Promise<ImageJson[]> {
+    return this.json('GET', '/v1/images');
   }
 
   /**

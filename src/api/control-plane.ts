@@ -89,7 +89,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     }
     const router = await SupervisedRouter.start({ dir: files.router, log });
     closers.push(() => router.close());
-    const images = storeCatalog(await OciStore.open(homePaths(options.home).store), files.rootfs);
+    const home = homePaths(options.home);
+    const images = storeCatalog(await OciStore.open(home.store), files.rootfs);
     const init = findInit();
     if (!init) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
     const driver = new LocalRuntimeDriver({
@@ -114,7 +115,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
           '; add it under services:',
       );
     };
-    const plane = new FleetPlane({ store, controller, driver, images, declared, log });
+    const imageSource = { store: home.store, keys: home.keys };
+    const plane = new FleetPlane({ store, controller, driver, images, declared, log, imageSource });
     plane.start();
     closers.push(() => plane.close());
     const api: ApiServer = await startApiServer({

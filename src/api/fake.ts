@@ -5,6 +5,7 @@
  */
 import { ConflictError, NotFoundError, ValidationError } from '../errors/index.js';
 import type {
+  AuditJson,
   BackendMetricsJson,
   ChaosReportJson,
   ChaosRunJson,
@@ -13,6 +14,7 @@ import type {
   DeployRequest,
   DeployResultJson,
   EventJson,
+  ImageJson,
   InstanceJson,
   ReleaseJson,
   RingJson,
@@ -265,6 +267,22 @@ export class FakeControlPlane implements ControlPlane {
       (e) => e.seq > since && (service === undefined || e.service === service),
     );
     return limit === undefined ? matching : matching.slice(0, limit);
+  }
+
+  /** Audit records the test sets, oldest first (the order the log keeps). */
+  auditLog: AuditJson[] = [];
+
+  async audit(limit?: number): Promise<AuditJson[]> {
+    this.record('audit', limit);
+    return this.auditLog.slice(-(limit ?? 100)).reverse();
+  }
+
+  /** Images the test sets. */
+  imageList: ImageJson[] = [];
+
+  async images(): Promise<ImageJson[]> {
+    this.record('images');
+    return [...this.imageList];
   }
 
   private startRollout(

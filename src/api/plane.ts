@@ -21,7 +21,9 @@ import type { RuntimeDriver } from '../runtime/index.js';
 import { parseDuration } from '../spec/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import type { StateStore } from '../state/index.js';
+import { imagesJson, type ImageSource } from './images.js';
 import type {
+  AuditJson,
   BackendMetricsJson,
   ChaosReportJson,
   ChaosRunJson,
@@ -30,6 +32,7 @@ import type {
   DeployRequest,
   DeployResultJson,
   EventJson,
+  ImageJson,
   InstanceJson,
   ReleaseJson,
   RingJson,
@@ -68,6 +71,8 @@ export interface FleetPlaneOptions {
   readonly clock?: () => number;
   /** Diagnostics, one line each. @default nothing */
   readonly log?: (line: string) => void;
+  /** The image store `images()` lists (`homePaths(home).store` and `.keys`). @default none: no images */
+  readonly imageSource?: ImageSource;
 }
 
 /** The {@link ControlPlane} of one project: its store, controller and runtime. */
@@ -308,6 +313,17 @@ export class FleetPlane implements ControlPlane {
         reason: e.reason,
         message: e.message,
       }));
+  }
+
+  async audit(limit?: number): Promise<AuditJson[]> {
+    return this.#o.store.audit
+      .tail(limit ?? 100)
+      .reverse()
+      .map((r) => ({ ...r }));
+  }
+
+  async images(): Promise<ImageJson[]> {
+    return this.#o.imageSource ? imagesJson(this.#o.imageSource) : [];
   }
 
   #ctx(): OperationsContext {

@@ -6,6 +6,7 @@ import type { TokenScope } from '../state/index.js';
 import type { Caller } from './auth.js';
 import type { ControlPlane, HealthJson, RolloutCommandJson } from './types.js';
 import {
+  AUDIT_QUERY,
   CHAOS_REPORT_QUERY,
   CHAOS_RUN_REQUEST,
   CHAOS_RUNS_QUERY,
@@ -210,6 +211,23 @@ export const ROUTES: readonly Route[] = [
     handle: async (ctx) => {
       const q = parseQuery(ctx.query, EVENTS_QUERY);
       return ok(await ctx.plane.events(q.since ?? 0, q.service, q.limit));
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/audit',
+    // `read`: the audit log names token names and what they did, which every reader of the
+    // fleet may know in kiln's threat model (one team, one control plane); secrets never appear.
+    scope: 'read',
+    handle: async (ctx) => ok(await ctx.plane.audit(parseQuery(ctx.query, AUDIT_QUERY).limit)),
+  },
+  {
+    method: 'GET',
+    path: '/v1/images',
+    scope: 'read',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      return ok(await ctx.plane.images());
     },
   },
 ];

@@ -123,7 +123,7 @@ describe('API server: routes', () => {
 
   it('answers 404 for an unknown route and 405 with Allow for a wrong method', async () => {
     const { api, tokens } = await serve();
-    for (const path of ['/v1/nope', '/v2/status', '/v1/status/', '/v1/services//releases', '/']) {
+    for (const path of ['/v1/nope', '/v2/status', '/v1/status/', '/v1/services//releases', '/v1']) {
       const res = await call(api.url, path, { token: tokens.admin });
       expect(res.status, path).toBe(404);
       expect(errorOf(res).code).toBe('not-found');

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ValidationError } from '../errors/index.js';
 import { authenticate, authorize, type Caller, type TokenVerifier } from './auth.js';
+import { handleDashboard } from './dashboard/handler.js';
 import { errorAnswer, HttpError, readBody, sendJson, sendText } from './http.js';
 import { matchPath, type Reply } from './routes.js';
 import type { ControlPlane } from './types.js';
@@ -59,10 +60,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const host = options.host ?? DEFAULT_API_HOST;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let closing = false;
+  const closed = new AbortController();
   const server = http.createServer((req, res) => {
     // Once closing, every answer ends its connection so keep-alive clients let go.
     if (closing) res.setHeader('connection', 'close');
-    serve(options, req, res).catch((err: unknown) => {
+    serve(options, req, res, closed.signal).catch((err: unknown) => {
       const answer = errorAnswer(err);
       if (answer.internal) {
         const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -84,13 +86,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  let closed: Promise<void> | undefined;
+  let done: Promise<void> | undefined;
   return {
     url,
     port,
     close: () => {
-      closed ??= new Promise<void>((resolve, reject) => {
+      done ??= new Promise<void>((resolve, reject) => {
         closing = true;
+        closed.abort(); // ends the dashboard's event streams
         const timer = setTimeout(
           () => server.closeAllConnections(),
           options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS,
@@ -102,21 +105,32 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         });
         server.closeIdleConnections();
       });
-      return closed;
+      return done;
     },
   };
 }
 
-/** Answers one request: route, authenticate, authorize, handle. Throws what the caller maps to an error answer. */
+/**
+ * Answers one request: `/` and `/ui…` go to the dashboard (docs/api.md, "Dashboard"); the rest is
+ * routed, authenticated, authorized and handled. Throws what the caller maps to an error answer.
+ */
 async function serve(
   options: ApiServerOptions,
   req: http.IncomingMessage,
   res: http.ServerResponse,
+  closing: AbortSignal,
 ): Promise<void> {
   const method = req.method ?? 'GET';
   const rawUrl = req.url ?? '/';
   const q = rawUrl.indexOf('?');
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  if (path === '/' && (method === 'GET' || method === 'HEAD')) {
+    res.writeHead(303, { location: '/ui/', 'content-length': '0' }).end();
+    return;
+  }
+  if (path === '/ui' || path.startsWith('/ui/')) {
+    return handleDashboard({ plane: options.plane, tokens: options.tokens, closing }, req, res, path);
+  }
   const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
   const matches = path.startsWith('/') ? matchPath(decodeSegments(path)) : [];
   if (matches.length === 0) {

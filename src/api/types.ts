@@ -5,8 +5,10 @@
  */
 
 import type { ChaosReportJson, ChaosRunJson, ChaosRunRequest } from './types-chaos.js';
+import type { AuditJson, ImageJson } from './types-dashboard.js';
 
 export type * from './types-chaos.js';
+export type * from './types-dashboard.js';
 
 /** API version prefix of every route. */
 export const API_PREFIX = '/v1';
@@ -335,6 +337,10 @@ export interface ControlPlane {
   events(since: number, service?: string, limit?: number): Promise<EventJson[]>;
   /** The router's per-instance counters, of one service or all. */
   metrics(service?: string): Promise<BackendMetricsJson[]>;
+  /** The last `limit` (default 100) audit records, newest first. */
+  audit(limit?: number): Promise<AuditJson[]>;
+  /** The images of the control plane's image store, with their SBOM packages and signature. */
+  images(): Promise<ImageJson[]>;
 }
 
 /** A validation problem in an error answer: the field, what is wrong, and how to fix it. */

@@ -133,6 +133,18 @@ export const RINGS_QUERY: Checked<{ limit?: number }> = {
   fixes: { limit: 'give how many rings to list, such as ?limit=5' },
 };
 
+/** `?limit=` of `GET /v1/audit`. */
+export const AUDIT_QUERY: Checked<{ limit?: number }> = {
+  schema: z.strictObject({
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,3}$/, 'must be a whole number from 1 to 9999')
+      .transform(Number)
+      .optional(),
+  }),
+  fixes: { limit: 'give how many audit records to list, such as ?limit=50' },
+};
+
 /** The `:command` of `POST /v1/services/:name/rollout/:command`. */
 export const ROLLOUT_COMMANDS: readonly RolloutCommandJson[] = ['promote', 'abort', 'pause', 'resume'];
 
