@@ -82,6 +82,21 @@ export const RING_REQUEST: Checked<RingRequest> = {
   },
 };
 
+/** `?limit=` of a listing: a whole number of at most `digits` digits, from 1. */
+function limitQuery(what: string, digits: number, example: number): Checked<{ limit?: number }> {
+  const max = 10 ** digits - 1;
+  return {
+    schema: z.strictObject({
+      limit: z
+        .string()
+        .regex(new RegExp(`^[1-9][0-9]{0,${digits - 1}}$`), `must be a whole number from 1 to ${max}`)
+        .transform(Number)
+        .optional(),
+    }),
+    fixes: { limit: `give how many ${what} to list, such as ?limit=${example}` },
+  };
+}
+
 /** `POST /v1/chaos/runs`. */
 export const CHAOS_RUN_REQUEST: Checked<ChaosRunRequest> = {
   schema: z.strictObject({
@@ -104,16 +119,7 @@ export const CHAOS_RUN_REQUEST: Checked<ChaosRunRequest> = {
 };
 
 /** `?limit=` of `GET /v1/chaos/runs`. */
-export const CHAOS_RUNS_QUERY: Checked<{ limit?: number }> = {
-  schema: z.strictObject({
-    limit: z
-      .string()
-      .regex(/^[1-9][0-9]{0,2}$/, 'must be a whole number from 1 to 999')
-      .transform(Number)
-      .optional(),
-  }),
-  fixes: { limit: 'give how many chaos runs to list, such as ?limit=5' },
-};
+export const CHAOS_RUNS_QUERY = limitQuery('chaos runs', 3, 5);
 
 /** `?run=` of `GET /v1/chaos/report`. */
 export const CHAOS_REPORT_QUERY: Checked<{ run?: string }> = {
@@ -122,28 +128,10 @@ export const CHAOS_REPORT_QUERY: Checked<{ run?: string }> = {
 };
 
 /** `?limit=` of `GET /v1/rings`. */
-export const RINGS_QUERY: Checked<{ limit?: number }> = {
-  schema: z.strictObject({
-    limit: z
-      .string()
-      .regex(/^[1-9][0-9]{0,2}$/, 'must be a whole number from 1 to 999')
-      .transform(Number)
-      .optional(),
-  }),
-  fixes: { limit: 'give how many rings to list, such as ?limit=5' },
-};
+export const RINGS_QUERY = limitQuery('rings', 3, 5);
 
 /** `?limit=` of `GET /v1/audit`. */
-export const AUDIT_QUERY: Checked<{ limit?: number }> = {
-  schema: z.strictObject({
-    limit: z
-      .string()
-      .regex(/^[1-9][0-9]{0,3}$/, 'must be a whole number from 1 to 9999')
-      .transform(Number)
-      .optional(),
-  }),
-  fixes: { limit: 'give how many audit records to list, such as ?limit=50' },
-};
+export const AUDIT_QUERY = limitQuery('audit records', 4, 50);
 
 /** The `:command` of `POST /v1/services/:name/rollout/:command`. */
 export const ROLLOUT_COMMANDS: readonly RolloutCommandJson[] = ['promote', 'abort', 'pause', 'resume'];
