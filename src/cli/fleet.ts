@@ -71,7 +71,7 @@ function waitOptions(cmd: Command): Command {
     .option('--json', 'print JSON (DeployResultJson, docs/api.md)');
 }
 
-/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen|canary] [--reason TEXT] [--wait]`. */
+/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen|canary] [--bake|--no-bake] [--reason TEXT] [--wait]`. */
 export function deployCommand(): Command {
   return waitOptions(
     withConnection(
@@ -90,6 +90,10 @@ export function deployCommand(): Command {
           ]),
         )
         .option('--reason <text>', 'recorded with the release')
+        .option(
+          '--bake',
+          "rebake the service's image (only the layers that changed, such as the app) and release it blue/green: the fast path for an app-only change",
+        )
         .option('--no-bake', "deploy the store's image as it is; do not bake the project's image first"),
     ),
   ).action(
@@ -99,16 +103,21 @@ export function deployCommand(): Command {
         image?: string;
         strategy?: 'rolling' | 'bluegreen' | 'canary';
         reason?: string;
-        bake: boolean;
+        bake?: boolean;
       },
       cmd: Command,
     ) => {
       const timeoutMs = parseTimeout('--timeout', opts.timeout);
-      if (opts.bake) await bakeBeforeDeploy(cmd, service, opts);
+      // An explicit --bake must bake (or say why it cannot) and releases blue/green by default;
+      // without it, deploy bakes a stale project image when it can and keeps the service's strategy.
+      // With both --bake and --no-bake declared, commander leaves `bake` unset unless one is given.
+      const fast = opts.bake === true;
+      if (opts.bake !== false) await bakeBeforeDeploy(cmd, service, { ...opts, required: fast });
+      const strategy = opts.strategy ?? (fast ? 'bluegreen' : undefined);
       const api = await clientFor(cmd, opts);
       const result = await api.deploy(service, {
         ...(opts.image === undefined ? {} : { image: opts.image }),
-        ...(opts.strategy === undefined ? {} : { strategy: opts.strategy }),
+        ...(strategy === undefined ? {} : { strategy }),
         ...(opts.reason === undefined ? {} : { reason: opts.reason }),
       });
       await report(api, 'deploy', result, opts, timeoutMs);
