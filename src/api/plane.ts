@@ -107,30 +107,23 @@ export class FleetPlane implements ControlPlane {
   }
 
   async chaosRun(request: ChaosRunRequest, actor: string): Promise<ChaosRunJson> {
-    const { store } = this.#o;
     const target = request.service ?? '(opted-in services)';
-    try {
-      const run = this.#monkey.run({
-        ...(request.service !== undefined ? { service: request.service } : {}),
-        kills: request.kills ?? 1,
-        intervalMs: parseDuration(request.interval ?? DEFAULT_CHAOS_INTERVAL)!,
-        mode: request.mode ?? 'kill',
-        dryRun: request.dryRun ?? false,
-        actor,
-      });
-      store.audit.append({
-        actor,
-        action: 'chaos.run',
-        target,
-        result: 'ok',
-        detail: `run ${run.id}: ${run.message}`,
-      });
-      return chaosRunJson(run);
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      store.audit.append({ actor, action: 'chaos.run', target, result: 'failed', detail });
-      throw err;
-    }
+    const run = await this.#audited(
+      actor,
+      'chaos.run',
+      target,
+      async () =>
+        this.#monkey.run({
+          ...(request.service !== undefined ? { service: request.service } : {}),
+          kills: request.kills ?? 1,
+          intervalMs: parseDuration(request.interval ?? DEFAULT_CHAOS_INTERVAL)!,
+          mode: request.mode ?? 'kill',
+          dryRun: request.dryRun ?? false,
+          actor,
+        }),
+      (r) => `run ${r.id}: ${r.message}`,
+    );
+    return chaosRunJson(run);
   }
 
   async chaosRuns(limit?: number): Promise<ChaosRunJson[]> {
@@ -147,23 +140,18 @@ export class FleetPlane implements ControlPlane {
   }
 
   async startRing(request: RingRequest, actor: string): Promise<RingJson> {
-    const { store } = this.#o;
-    try {
-      for (const t of request.targets) if (!store.services.find(t.service)) throw this.#unknown(t.service);
-      const ring = await startRing(this.#ctx(), { ...request, actor });
-      store.audit.append({
-        actor,
-        action: 'ring.start',
-        target: request.base,
-        result: 'ok',
-        detail: `ring ${ring.id}: ${ring.message}`,
-      });
-      return ringJson(ring);
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      store.audit.append({ actor, action: 'ring.start', target: request.base, result: 'failed', detail });
-      throw err;
-    }
+    const ring = await this.#audited(
+      actor,
+      'ring.start',
+      request.base,
+      async () => {
+        for (const t of request.targets)
+          if (!this.#o.store.services.find(t.service)) throw this.#unknown(t.service);
+        return startRing(this.#ctx(), { ...request, actor });
+      },
+      (r) => `ring ${r.id}: ${r.message}`,
+    );
+    return ringJson(ring);
   }
 
   async rings(limit?: number): Promise<RingJson[]> {
@@ -201,51 +189,60 @@ export class FleetPlane implements ControlPlane {
   }
 
   async deploy(service: string, request: DeployRequest, actor: string): Promise<DeployResultJson> {
-    return this.#audited(actor, 'deploy', service, () =>
-      deploy(this.#ctx(), {
-        service,
-        actor,
-        ...(request.image !== undefined ? { image: request.image } : {}),
-        ...(request.strategy !== undefined ? { strategy: request.strategy } : {}),
-        ...(request.reason !== undefined ? { reason: request.reason } : {}),
-      }),
+    return this.#audited(
+      actor,
+      'deploy',
+      service,
+      async () =>
+        this.#outcome(
+          await deploy(this.#ctx(), {
+            service,
+            actor,
+            ...(request.image !== undefined ? { image: request.image } : {}),
+            ...(request.strategy !== undefined ? { strategy: request.strategy } : {}),
+            ...(request.reason !== undefined ? { reason: request.reason } : {}),
+          }),
+        ),
+      outcomeDetail,
     );
   }
 
   async rollback(service: string, request: RollbackRequest, actor: string): Promise<DeployResultJson> {
-    return this.#audited(actor, 'rollback', service, async () => {
-      if (!this.#o.store.services.find(service)) throw this.#unknown(service);
-      return rollback(this.#ctx(), {
-        service,
-        actor,
-        ...(request.to !== undefined ? { to: request.to } : {}),
-      });
-    });
+    return this.#audited(
+      actor,
+      'rollback',
+      service,
+      async () => {
+        if (!this.#o.store.services.find(service)) throw this.#unknown(service);
+        return this.#outcome(
+          await rollback(this.#ctx(), {
+            service,
+            actor,
+            ...(request.to !== undefined ? { to: request.to } : {}),
+          }),
+        );
+      },
+      outcomeDetail,
+    );
   }
 
   /** Runs a change and records who asked for it, and how it went, in the append-only audit log. */
-  async #audited(
+  async #audited<T>(
     actor: string,
-    action: 'deploy' | 'rollback',
+    action: string,
     target: string,
-    change: () => Promise<Outcome>,
-  ): Promise<DeployResultJson> {
-    let result: DeployResultJson;
+    change: () => Promise<T>,
+    detail: (done: T) => string,
+  ): Promise<T> {
+    let result: T;
     try {
-      result = this.#outcome(await change());
+      result = await change();
     } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      this.#o.store.audit.append({ actor, action, target, result: 'failed', detail });
+      const why = err instanceof Error ? err.message : String(err);
+      this.#o.store.audit.append({ actor, action, target, result: 'failed', detail: why });
       throw err;
     }
-    const { release, rollout } = result;
-    this.#o.store.audit.append({
-      actor,
-      action,
-      target,
-      result: 'ok',
-      detail: `${release.name} (${release.digest}), rollout ${rollout.id}${result.unchanged ? ', unchanged' : ''}`,
-    });
+    this.#o.store.audit.append({ actor, action, target, result: 'ok', detail: detail(result) });
     return result;
   }
 
@@ -269,27 +266,22 @@ export class FleetPlane implements ControlPlane {
     actor: string,
   ): Promise<RolloutDetailJson> {
     const { store } = this.#o;
-    try {
-      if (!store.services.find(service)) throw this.#unknown(service);
-      const rollout = await controlRollout(this.#ctx(), {
-        service,
-        command,
-        actor,
-        ...(request.full !== undefined ? { full: request.full } : {}),
-      });
-      store.audit.append({
-        actor,
-        action: `rollout.${command}`,
-        target: service,
-        result: 'ok',
-        detail: `rollout ${rollout.id}${request.full ? ' (full)' : ''}`,
-      });
-      return rolloutDetailJson(store, rollout);
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      store.audit.append({ actor, action: `rollout.${command}`, target: service, result: 'failed', detail });
-      throw err;
-    }
+    const rollout = await this.#audited(
+      actor,
+      `rollout.${command}`,
+      service,
+      async () => {
+        if (!store.services.find(service)) throw this.#unknown(service);
+        return controlRollout(this.#ctx(), {
+          service,
+          command,
+          actor,
+          ...(request.full !== undefined ? { full: request.full } : {}),
+        });
+      },
+      (r) => `rollout ${r.id}${request.full ? ' (full)' : ''}`,
+    );
+    return rolloutDetailJson(store, rollout);
   }
 
   async metrics(service?: string): Promise<BackendMetricsJson[]> {
@@ -384,4 +376,10 @@ export class FleetPlane implements ControlPlane {
         `; deploy it with kiln deploy ${service}`,
     );
   }
+}
+
+/** What the audit log says of a deploy or rollback that went through. */
+function outcomeDetail(result: DeployResultJson): string {
+  const { release, rollout } = result;
+  return `${release.name} (${release.digest}), rollout ${rollout.id}${result.unchanged ? ', unchanged' : ''}`;
 }

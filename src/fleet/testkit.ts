@@ -3,6 +3,7 @@
  * router that records every route it is given, a catalog of made-up images, and a harness wiring a
  * controller to the fake runtime driver and an in-memory state store.
  */
+import { mulberry32 } from '../analysis/index.js';
 import { NotFoundError } from '../errors/index.js';
 import type { Digest } from '../oci/index.js';
 import { FakeHost, FakeRuntimeDriver } from '../runtime/index.js';
@@ -47,7 +48,8 @@ export class RecordingRouter implements TrafficRouter {
     readonly latencyMs: (backendId: string) => number;
   };
   readonly #counters = new Map<string, { requests: number; failures: number; fine: Map<number, number> }>();
-  #seed = 42;
+  /** The same traffic every run. */
+  readonly #random = mulberry32(42);
 
   /** Client-side totals: every simulated request, failed when its backend failed it. */
   async totals(): Promise<ServiceTotals[]> {
@@ -108,13 +110,6 @@ export class RecordingRouter implements TrafficRouter {
     return out;
   }
 
-  /** mulberry32: the same traffic every run. */
-  #random(): number {
-    let x = (this.#seed = (this.#seed + 0x6d2b79f5) | 0);
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  }
   async close(): Promise<void> {}
   route(service: string): ServiceRoute | undefined {
     return this.#routes.get(service);
