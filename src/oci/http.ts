@@ -142,6 +142,17 @@ export function describeNetworkError(err: unknown): string {
   return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
+/** A `Location` header resolved against `base`, or an UnavailableError when it is not a URL. */
+export function resolveLocation(location: string, base: URL, registry: string): URL {
+  try {
+    return new URL(location, base);
+  } catch {
+    throw new UnavailableError(
+      `registry ${registry} answered ${base.href} with a Location that is not a URL (${JSON.stringify(location)}); check the registry or the proxy in front of it`,
+    );
+  }
+}
+
 /** The UnavailableError for a request to `url` that got no response. */
 export function unreachable(url: URL, err: unknown): UnavailableError {
   return new UnavailableError(`cannot reach ${url.href}: ${describeNetworkError(err)}`, { cause: err });

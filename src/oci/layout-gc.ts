@@ -4,7 +4,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest } from './digest.js';
-import { refOf } from './refs.js';
+import { assertImageIndex, parseJson, refOf } from './refs.js';
 import { MediaType, type Descriptor, type Digest, type ImageIndex, type ImageManifest } from './types.js';
 
 /** The part of the store that collection reads (kept narrow so the store and this file do not import each other). */
@@ -68,7 +68,8 @@ export async function collectGarbage(
       const m = await store.getManifest(d.digest);
       for (const blob of [m.config, ...m.layers]) reachable.add(blob.digest);
     } else if (d.mediaType === MediaType.ImageIndex) {
-      const child = JSON.parse((await store.getBlob(d.digest)).toString('utf8')) as ImageIndex;
+      const child = parseJson(await store.getBlob(d.digest), `image index ${d.digest}`);
+      assertImageIndex(child, `image index ${d.digest}`);
       for (const c of child.manifests) await mark(c);
     }
   };

@@ -11,6 +11,7 @@ import { DEFAULT_LOCK_TIMEOUT_MS, withLockFile, writeFileAtomic } from './fsutil
 import { collectGarbage, type GcOptions, type GcResult } from './layout-gc.js';
 import {
   addUntagged,
+  assertImageIndex,
   assertImageManifest,
   assertMediaType,
   assertRefName,
@@ -222,7 +223,7 @@ export class OciStore {
     return value;
   }
 
-  /** The current index.json. */
+  /** The current index.json, checked: a ValidationError names each malformed entry. */
   async readIndex(): Promise<ImageIndex> {
     const path = join(this.dir, 'index.json');
     let text: Buffer;
@@ -236,7 +237,9 @@ export class OciStore {
     if (index?.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
       throw new IntegrityError(`${path}: not an OCI image index (schemaVersion 2 with a manifests array)`);
     }
-    return index as ImageIndex;
+    // Every entry is checked here, so no caller trips over a null entry or a bad digest.
+    assertImageIndex(index, path);
+    return index;
   }
 
   /** Points `ref` at `descriptor`. A ref names one manifest: tagging again moves it. */

@@ -90,6 +90,36 @@ export function assertImageManifest(value: unknown, what: string): asserts value
   if (issues.length > 0) throw new ValidationError(what, issues);
 }
 
+/**
+ * Validates the shape of an image index (index.json, a referrers list, a fallback tag): an object
+ * whose `manifests` is an array of descriptors, each with string annotations. Reports every
+ * problem together, each under its path (`manifests[3].digest`).
+ */
+export function assertImageIndex(value: unknown, what: string): asserts value is ImageIndex {
+  const index = value as Partial<ImageIndex> | null;
+  if (index === null || typeof index !== 'object' || Array.isArray(index)) {
+    throw new ValidationError(what, [{ path: '', message: 'expected a JSON object (an image index)' }]);
+  }
+  if (!Array.isArray(index.manifests)) {
+    throw new ValidationError(what, [{ path: 'manifests', message: 'must be an array of descriptors' }]);
+  }
+  const issues: ValidationIssue[] = [];
+  index.manifests.forEach((d: unknown, i) => {
+    checkDescriptor(d, `manifests[${i}]`, issues);
+    const annotations = (d as Partial<Descriptor> | null)?.annotations;
+    if (
+      annotations !== undefined &&
+      (annotations === null ||
+        typeof annotations !== 'object' ||
+        Array.isArray(annotations) ||
+        Object.values(annotations).some((v) => typeof v !== 'string'))
+    ) {
+      issues.push({ path: `manifests[${i}].annotations`, message: 'must be an object of strings' });
+    }
+  });
+  if (issues.length > 0) throw new ValidationError(what, issues);
+}
+
 /** A descriptor reduced to the fields that identify content (drops annotations, platform …). */
 export function plainDescriptor(d: Descriptor): Descriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };

@@ -78,7 +78,14 @@ export class RegistryAuth {
   }
 
   private async fetchToken(params: Readonly<Record<string, string>>, scope: string): Promise<void> {
-    const realm = new URL(params.realm!);
+    let realm: URL;
+    try {
+      realm = new URL(params.realm!);
+    } catch {
+      throw new UnavailableError(
+        `registry ${this.opts.registry} named a token realm that is not a URL (${JSON.stringify(params.realm)}); check the registry's auth configuration`,
+      );
+    }
     if (realm.protocol !== 'https:' && !(isLoopbackHost(realm.host) || this.opts.insecure)) {
       throw new UnavailableError(
         `token realm ${realm.href} is not HTTPS; refusing to send credentials (set insecure to allow)`,
@@ -101,15 +108,17 @@ export class RegistryAuth {
         `token service ${realm.origin}${realm.pathname} refused a token for "${params.scope ?? scope}" (HTTP ${res.status}); check username and password`,
       );
     }
-    let json: { token?: string; access_token?: string; expires_in?: number };
+    let json: { token?: unknown; access_token?: unknown; expires_in?: unknown } | null;
     try {
       json = JSON.parse(res.body.toString('utf8')) as typeof json;
     } catch {
       throw new UnavailableError(`token service ${realm.origin} answered with something other than JSON`);
     }
-    const token = json.token ?? json.access_token;
-    if (!token) throw new UnavailableError(`token service ${realm.origin} answered without a token`);
-    const lifetimeMs = (json.expires_in ?? DEFAULT_TOKEN_LIFETIME_S) * 1000;
+    const token = json?.token ?? json?.access_token;
+    if (typeof token !== 'string' || token === '')
+      throw new UnavailableError(`token service ${realm.origin} answered without a token`);
+    const expiresIn = typeof json?.expires_in === 'number' ? json.expires_in : DEFAULT_TOKEN_LIFETIME_S;
+    const lifetimeMs = expiresIn * 1000;
     this.tokens.set(scope, {
       token,
       expires: Date.now() + Math.max(lifetimeMs - TOKEN_EXPIRY_MARGIN_MS, 1000),

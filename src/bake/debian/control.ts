@@ -124,7 +124,8 @@ export function parseParagraphs(text: string, file?: string): Record<string, str
       continue;
     }
     const name = canonicalFieldName(rawName);
-    current ??= {};
+    // No prototype: a field named `__proto__` is a field like any other.
+    current ??= Object.create(null) as Record<string, string>;
     if (Object.hasOwn(current, name)) {
       issues.push({
         path: `${where}: ${name}`,

@@ -92,9 +92,14 @@ function readAr(data: Buffer, what: string): ArMember[] {
     const header = data.subarray(offset, offset + 60).toString('latin1');
     if (header.slice(58, 60) !== '`\n') throw new IntegrityError(`${what}: bad ar header at byte ${offset}`);
     const name = header.slice(0, 16).trim().replace(/\/$/, '');
-    const size = Number(header.slice(48, 58).trim());
+    const sizeText = header.slice(48, 58).trim();
+    // Decimal digits only: a negative size would step back to the same header forever.
+    if (!/^[0-9]+$/.test(sizeText)) {
+      throw new IntegrityError(`${what}: ar member ${name} has a bad size ${JSON.stringify(sizeText)}`);
+    }
+    const size = Number(sizeText);
     const start = offset + 60;
-    if (!Number.isSafeInteger(size) || start + size > data.length) {
+    if (start + size > data.length) {
       throw new IntegrityError(`${what}: ar member ${name} runs past the end of the file`);
     }
     members.push({ name, data: data.subarray(start, start + size) });
@@ -125,9 +130,11 @@ function decompressMember(member: ArMember, what: string): Buffer {
 
 /**
  * Normalises a tar path to root-relative form: `./usr/bin/` → `usr/bin`, `.` and `./` → ``.
- * @throws IntegrityError for absolute paths and `..` components.
+ * @throws IntegrityError for absolute paths, `..` components and NUL bytes.
  */
 export function normaliseDebPath(path: string, what: string): string {
+  if (path.includes('\0'))
+    throw new IntegrityError(`${what}: path ${JSON.stringify(path)} contains a NUL byte`);
   if (path.startsWith('/'))
     throw new IntegrityError(`${what}: absolute path ${JSON.stringify(path)} in the data tarball`);
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');

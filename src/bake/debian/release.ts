@@ -130,7 +130,7 @@ export function parseRelease(text: string, check: ReleaseCheck): Release {
   for (const line of (fields['SHA256'] ?? '').split('\n')) {
     if (line.trim() === '') continue;
     const m = /^\s*([0-9a-f]{64})\s+(\d+)\s+(\S+)\s*$/.exec(line);
-    if (!m) {
+    if (!m || !Number.isSafeInteger(Number(m[2]))) {
       throw new ValidationError(check.url, [
         { path: 'SHA256', message: `malformed line ${JSON.stringify(line)}`, fix: 'check the mirror' },
       ]);

@@ -19,12 +19,15 @@ export interface TarMember {
 }
 
 const BLOCK = 512;
+/** Largest uid or gid a member may carry. */
+const MAX_ID = 0xfffffffe;
 
 /**
  * Reads every member of an uncompressed tarball.
  *
  * @param what names the tarball in errors.
- * @throws IntegrityError for a bad checksum, a truncated member, or an unknown header type.
+ * @throws IntegrityError for a bad checksum, a truncated member, an unknown header type, or a
+ *   numeric field (size, mode, owner, device) that is not a number in range.
  */
 export function readTarMembers(data: Buffer, what: string): TarMember[] {
   const out: TarMember[] = [];
@@ -34,11 +37,17 @@ export function readTarMembers(data: Buffer, what: string): TarMember[] {
   let longLink: string | undefined;
   let offset = 0;
   while (offset + BLOCK <= data.length) {
+    const at = offset;
     const header = data.subarray(offset, offset + BLOCK);
     if (header.every((b) => b === 0)) break;
     checkChecksum(header, what, offset);
     const typeflag = String.fromCharCode(header[156] ?? 0).replace('\0', '0');
-    const size = numeric(header, 124, 12);
+    const extension = 'LKxg'.includes(typeflag);
+    // A pax `size` (files over 8 GiB) wins over the header's, as in GNU tar and dpkg.
+    const paxSize = extension ? undefined : (pax['size'] ?? globalPax['size']);
+    const size = paxSize !== undefined ? decimal(paxSize, 'size', what, at) : numeric(header, 124, 12);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new IntegrityError(`${what}: tar member at byte ${at} has a bad size field`);
     const start = offset + BLOCK;
     if (start + size > data.length)
       throw new IntegrityError(`${what}: tar member at byte ${offset} is truncated`);
@@ -60,22 +69,36 @@ export function readTarMembers(data: Buffer, what: string): TarMember[] {
     }
     if (!'0123456'.includes(typeflag) && typeflag !== '7') {
       throw new IntegrityError(
-        `${what}: unsupported tar header type ${JSON.stringify(typeflag)} at byte ${offset}`,
+        `${what}: unsupported tar header type ${JSON.stringify(typeflag)} at byte ${at}`,
       );
     }
     const ext = { ...globalPax, ...pax };
     const ustar = header.subarray(257, 263).toString('latin1') === 'ustar\0';
     const prefix = ustar ? cString(header, 345, 155) : '';
     const shortName = cString(header, 0, 100);
+    const field = (name: string, value: number, max = Number.MAX_SAFE_INTEGER): number => {
+      if (!Number.isSafeInteger(value) || value < 0 || value > max) {
+        throw new IntegrityError(`${what}: tar member at byte ${at} has a bad ${name} field`);
+      }
+      return value;
+    };
     out.push({
       name: ext['path'] ?? longName ?? (prefix ? `${prefix}/${shortName}` : shortName),
       typeflag: typeflag === '7' ? '0' : typeflag,
-      mode: numeric(header, 100, 8),
-      uid: ext['uid'] !== undefined ? Number(ext['uid']) : numeric(header, 108, 8),
-      gid: ext['gid'] !== undefined ? Number(ext['gid']) : numeric(header, 116, 8),
+      mode: field('mode', numeric(header, 100, 8)),
+      uid: field(
+        'uid',
+        ext['uid'] !== undefined ? decimal(ext['uid'], 'uid', what, at) : numeric(header, 108, 8),
+        MAX_ID,
+      ),
+      gid: field(
+        'gid',
+        ext['gid'] !== undefined ? decimal(ext['gid'], 'gid', what, at) : numeric(header, 116, 8),
+        MAX_ID,
+      ),
       linkname: ext['linkpath'] ?? longLink ?? cString(header, 157, 100),
-      devmajor: numeric(header, 329, 8),
-      devminor: numeric(header, 337, 8),
+      devmajor: field('devmajor', numeric(header, 329, 8)),
+      devminor: field('devminor', numeric(header, 337, 8)),
       content: typeflag === '0' || typeflag === '7' ? Buffer.from(content) : Buffer.alloc(0),
     });
     pax = {};
@@ -91,7 +114,7 @@ function cString(buf: Buffer, start: number, length: number): string {
   return slice.subarray(0, end === -1 ? slice.length : end).toString('utf8');
 }
 
-// Octal ASCII, or GNU base-256 when the first byte's high bit is set.
+// Octal ASCII, or GNU base-256 when the first byte's high bit is set; NaN when it is neither.
 function numeric(buf: Buffer, start: number, length: number): number {
   const first = buf[start] ?? 0;
   if (first & 0x80) {
@@ -100,7 +123,17 @@ function numeric(buf: Buffer, start: number, length: number): number {
     return value;
   }
   const text = cString(buf, start, length).trim();
-  return text === '' ? 0 : parseInt(text, 8);
+  if (text === '') return 0;
+  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : NaN;
+}
+
+// A pax record's number: decimal digits only.
+function decimal(text: string, name: string, what: string, offset: number): number {
+  if (!/^[0-9]{1,16}$/.test(text))
+    throw new IntegrityError(
+      `${what}: tar member at byte ${offset} has a bad pax ${name} ${JSON.stringify(text)}`,
+    );
+  return Number(text);
 }
 
 function checkChecksum(header: Buffer, what: string, offset: number): void {
