@@ -209,7 +209,9 @@ describe('ApiClient', () => {
     expect(forbidden).toBeInstanceOf(ValidationError);
     expect((forbidden as Error).message).toContain("needs 'deploy'");
     expect((forbidden as Error).message).toContain('KILN_TOKEN');
-    expect(await wrong.health()).toMatchObject({ ok: true }); // health needs no token
+    // health needs a live token too, like every route
+    expect(await rejection(wrong.health())).toBeInstanceOf(ValidationError);
+    expect(await reader.health()).toMatchObject({ ok: true });
   });
 
   it('reports an unreachable server as UnavailableError naming the URL and `kiln server`', async () => {

@@ -11,6 +11,7 @@ import {
   UnavailableError,
   ValidationError,
 } from '../errors/index.js';
+import { errorCode, isCertificateError, nodeTransport, type HttpTransport } from '../oci/index.js';
 import type {
   ApiErrorJson,
   AuditJson,
@@ -33,6 +34,9 @@ import type {
   RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
+  TokenCreatedJson,
+  TokenJson,
+  TokenRequest,
 } from './types.js';
 
 /** How long one request may take before the server counts as unreachable. */
@@ -50,6 +54,11 @@ export interface ApiClientOptions {
   readonly token: string;
   /** @default DEFAULT_API_TIMEOUT_MS */
   readonly timeoutMs?: number;
+  /**
+   * PEM certificate(s) trusted for an `https://` URL on top of the system's roots: the server's
+   * self-signed certificate or the CA that issued it. @default the system's roots only
+   */
+  readonly ca?: Buffer;
 }
 
 /** Options for {@link ApiClient.waitForRollout}. */
@@ -78,14 +87,17 @@ export class ApiClient {
   readonly url: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly ca: Buffer | undefined;
+  private https: HttpTransport | undefined;
 
   constructor(options: ApiClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_API_TIMEOUT_MS;
+    this.ca = options.ca;
   }
 
-  /** `GET /v1/health` (needs no token). */
+  /** `GET /v1/health` (any live token). */
   health(): Promise<HealthJson> {
     return this.json('GET', '/v1/health');
   }
@@ -191,6 +203,21 @@ export class ApiClient {
     return this.json('GET', '/v1/images');
   }
 
+  /** Every API token, revoked ones included, oldest first (admin). */
+  tokens(): Promise<TokenJson[]> {
+    return this.json('GET', '/v1/tokens');
+  }
+
+  /** Creates a token (admin); the answer holds its secret, shown this once. */
+  createToken(request: TokenRequest): Promise<TokenCreatedJson> {
+    return this.json('POST', '/v1/tokens', { body: request });
+  }
+
+  /** Revokes the live token named `name` (admin); the last live admin token is refused (409). */
+  revokeToken(name: string): Promise<TokenJson> {
+    return this.json('POST', `/v1/tokens/${encodeURIComponent(name)}/revoke`, { body: {} });
+  }
+
   /**
    * Polls rollout `id` until it is `done` and returns it. A server that cannot be reached for a
    * moment (restarting) is asked again; at the deadline a KilnError (`runtime`) says where it stood.
@@ -258,18 +285,22 @@ export class ApiClient {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) search.set(k, String(v));
     const target = `${this.url}${path}${search.size > 0 ? `?${search.toString()}` : ''}`;
+    const headers = {
+      authorization: `Bearer ${this.token}`,
+      accept: 'application/json',
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+    };
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     let res: Response;
     try {
-      res = await fetch(target, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          accept: 'application/json',
-          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      res = target.startsWith('https:')
+        ? await this.sendHttps(method, target, headers, body)
+        : await fetch(target, {
+            method,
+            headers,
+            ...(body === undefined ? {} : { body }),
+            signal: AbortSignal.timeout(this.timeoutMs),
+          });
     } catch (err) {
       throw this.unreachable(err);
     }
@@ -278,7 +309,42 @@ export class ApiClient {
     throw this.errorFrom(res.status, text);
   }
 
-  private unreachable(err: unknown): UnavailableError {
+  /**
+   * HTTPS over node:https, which (unlike `fetch`) can trust {@link ApiClientOptions.ca} on top of
+   * the system's roots without a dependency. Idle keep-alive sockets do not hold the process open.
+   */
+  private async sendHttps(
+    method: string,
+    target: string,
+    headers: Readonly<Record<string, string>>,
+    body: string | undefined,
+  ): Promise<Response> {
+    this.https ??= nodeTransport({
+      ...(this.ca ? { ca: this.ca } : {}),
+      timeoutMs: this.timeoutMs,
+    }).transport;
+    const res = await this.https({
+      method,
+      url: new URL(target),
+      headers,
+      ...(body === undefined ? {} : { body: Buffer.from(body) }),
+    });
+    const empty = res.status === 204 || res.status === 205 || res.status === 304;
+    return new Response(empty ? null : res.body, { status: res.status, headers: res.headers });
+  }
+
+  private unreachable(err: unknown): KilnError {
+    if (isCertificateError(err)) {
+      return new ValidationError(`kiln server ${this.url}`, [
+        {
+          path: 'ca',
+          message: `its TLS certificate is not trusted (${errorCode(err)})`,
+          fix:
+            "pass --ca FILE or set KILN_CA to the server's certificate (or its CA's) in PEM; " +
+            'a local `kiln server --tls-cert` records it in .kiln/server.json',
+        },
+      ]);
+    }
     const start =
       'start it with `kiln server` (or `kiln up`), or point --server or KILN_SERVER at a running one';
     if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
@@ -287,9 +353,7 @@ export class ApiClient {
         { cause: err },
       );
     }
-    const cause = err instanceof Error ? err.cause : undefined;
-    const code = cause instanceof Error && 'code' in cause ? String(cause.code) : undefined;
-    const why = code ?? (err instanceof Error ? err.message : String(err));
+    const why = errorCode(err) ?? (err instanceof Error ? err.message : String(err));
     return new UnavailableError(`cannot reach the kiln server at ${this.url} (${why}): ${start}`, {
       cause: err,
     });

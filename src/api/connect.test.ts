@@ -95,7 +95,9 @@ describe('readConnection', () => {
     );
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).file).toBe('KILN_SERVER');
-    expect((err as ValidationError).issues[0]?.fix).toBe('write it as http://127.0.0.1:PORT');
+    expect((err as ValidationError).issues[0]?.fix).toBe(
+      'write it as http://127.0.0.1:PORT (https:// when the server has --tls-cert)',
+    );
     await expect(readConnection(undefined, {}, { server: 'ftp://x', token: 't' })).rejects.toThrow(
       /^--server: invalid/,
     );

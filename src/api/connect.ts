@@ -1,14 +1,15 @@
 /**
  * How a client finds the control plane. A running `kiln server` writes `<home>/server.json`
- * (`{ url, pid, startedAt }`) and the first admin token's secret to `<home>/admin-token` (0600);
- * clients take the URL and token from flags, else the environment (`KILN_SERVER`, `KILN_TOKEN`),
- * else those files.
+ * (`{ url, pid, startedAt }`, and `ca` when it serves HTTPS) and the first admin token's secret to
+ * `<home>/admin-token` (0600); clients take the URL, token and trusted certificate from flags,
+ * else the environment (`KILN_SERVER`, `KILN_TOKEN`, `KILN_CA`), else those files.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { NotFoundError, UnavailableError, ValidationError } from '../errors/index.js';
 import { writeFileAtomic } from '../oci/index.js';
+import { readCaFile } from './tls.js';
 
 /** The file in the home directory that names the running server. */
 export const SERVER_FILE = 'server.json';
@@ -18,37 +19,47 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
 export const SERVER_ENV = 'KILN_SERVER';
 /** Environment variable holding the token; wins over admin-token. */
 export const TOKEN_ENV = 'KILN_TOKEN';
+/** Environment variable naming the PEM certificate to trust for an https:// server; wins over server.json's `ca`. */
+export const CA_ENV = 'KILN_CA';
 
 /** `<home>/server.json`. */
 export interface ServerFileJson {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT`, or `https://` when the server has a certificate. */
   readonly url: string;
   readonly pid: number;
   readonly startedAt: string;
+  /** With HTTPS: the server's certificate file (absolute), which local clients trust. */
+  readonly ca?: string;
 }
 
-/** Where to send requests and with which token. */
+/** Where to send requests, with which token, trusting which certificate. */
 export interface Connection {
   readonly url: string;
   readonly token: string;
+  /** PEM certificate(s) trusted for an https:// URL on top of the system's roots. */
+  readonly ca?: Buffer;
 }
 
 /** What flags gave, each winning over the environment and the files. */
 export interface ConnectionFlags {
   readonly server?: string;
   readonly token?: string;
+  /** A PEM certificate file to trust (`--ca`). */
+  readonly ca?: string;
 }
 
 const serverFileSchema = z.object({
   url: z.url({ protocol: /^https?$/ }),
   pid: z.number().int().positive(),
   startedAt: z.string(),
+  ca: z.string().min(1).optional(),
 });
 
 /**
- * The server URL and token: each from `flags`, else `env` (`KILN_SERVER`, `KILN_TOKEN`), else the
- * files in `home` (undefined when there is no project to look in). A server.json whose process is
- * gone counts as missing.
+ * The server URL, token and trusted certificate: each from `flags`, else `env` (`KILN_SERVER`,
+ * `KILN_TOKEN`, `KILN_CA`), else the files in `home` (undefined when there is no project to look
+ * in); server.json's `ca` counts only for the URL it records. A server.json whose process is gone
+ * counts as missing.
  *
  * @example
  * const { url, token } = await readConnection(homeFor(config), process.env, { server: opts.server });
@@ -60,23 +71,42 @@ export async function readConnection(
 ): Promise<Connection> {
   const fromFlag = nonEmpty(flags.server);
   const fromEnv = nonEmpty(env[SERVER_ENV]);
+  const file = fromFlag !== undefined || fromEnv !== undefined ? undefined : await serverFromFile(home);
   const url =
     fromFlag !== undefined
       ? checkUrl(fromFlag, '--server')
       : fromEnv !== undefined
         ? checkUrl(fromEnv, SERVER_ENV)
-        : await urlFromFile(home);
+        : file!.url;
   const token = nonEmpty(flags.token) ?? nonEmpty(env[TOKEN_ENV]) ?? (await tokenFromFile(home));
-  return { url, token };
+  const caFlag = nonEmpty(flags.ca);
+  const caEnv = nonEmpty(env[CA_ENV]);
+  const ca =
+    caFlag !== undefined
+      ? await readCaFile(caFlag, '--ca')
+      : caEnv !== undefined
+        ? await readCaFile(caEnv, CA_ENV)
+        : file?.ca !== undefined
+          ? await readCaFile(file.ca, `the ca of ${displayPath(home!, SERVER_FILE)}`)
+          : undefined;
+  return { url, token, ...(ca ? { ca } : {}) };
 }
 
-/** Records the running server in `<home>/server.json`, atomically (temp file and rename). */
+/**
+ * Records the running server in `<home>/server.json`, atomically (temp file and rename); `ca` is
+ * the certificate file an HTTPS server serves, made absolute.
+ */
 export async function writeServerFile(
   home: string,
-  server: { readonly url: string; readonly pid: number },
+  server: { readonly url: string; readonly pid: number; readonly ca?: string },
   now: Date = new Date(),
 ): Promise<ServerFileJson> {
-  const json: ServerFileJson = { url: server.url, pid: server.pid, startedAt: now.toISOString() };
+  const json: ServerFileJson = {
+    url: server.url,
+    pid: server.pid,
+    startedAt: now.toISOString(),
+    ...(server.ca === undefined ? {} : { ca: path.resolve(server.ca) }),
+  };
   await mkdir(home, { recursive: true });
   await writeFileAtomic(path.join(home, SERVER_FILE), `${JSON.stringify(json, null, 2)}\n`);
   return json;
@@ -120,7 +150,7 @@ export async function readServerFile(home: string): Promise<ServerFileJson | und
     throw new ValidationError(file, [
       {
         path: '',
-        message: 'is not { "url", "pid", "startedAt" }',
+        message: 'is not { "url", "pid", "startedAt", "ca"? }',
         fix: 'delete it and start the server again with `kiln server`',
       },
     ]);
@@ -128,7 +158,7 @@ export async function readServerFile(home: string): Promise<ServerFileJson | und
   return parsed.data;
 }
 
-async function urlFromFile(home: string | undefined): Promise<string> {
+async function serverFromFile(home: string | undefined): Promise<ServerFileJson> {
   const start = 'start one with `kiln server` or `kiln up`';
   if (home === undefined) {
     throw new UnavailableError(`no kiln server given: pass --server URL or set ${SERVER_ENV}, or ${start}`);
@@ -144,7 +174,7 @@ async function urlFromFile(home: string | undefined): Promise<string> {
       `the kiln server recorded in ${displayPath(home, SERVER_FILE)} (pid ${server.pid}) is no longer running: ${start}`,
     );
   }
-  return server.url;
+  return server;
 }
 
 async function tokenFromFile(home: string | undefined): Promise<string> {
@@ -175,8 +205,8 @@ function checkUrl(url: string, from: string): string {
     throw new ValidationError(from, [
       {
         path: '',
-        message: `${JSON.stringify(url)} is not an http:// URL`,
-        fix: 'write it as http://127.0.0.1:PORT',
+        message: `${JSON.stringify(url)} is not an http:// or https:// URL`,
+        fix: 'write it as http://127.0.0.1:PORT (https:// when the server has --tls-cert)',
       },
     ]);
   }

@@ -23,6 +23,7 @@ import {
 } from './connect.js';
 import { FleetPlane } from './plane.js';
 import { startApiServer, type ApiServer } from './server.js';
+import { readTlsFiles, type TlsFiles } from './tls.js';
 
 /** Where a project's control plane keeps its files, under its `.kiln` home. */
 export function controlPlanePaths(home: string) {
@@ -49,6 +50,13 @@ export interface ControlPlaneOptions {
   readonly runtime?: RuntimeName;
   /** Diagnostics, one line each. @default stderr */
   readonly log?: (line: string) => void;
+  /**
+   * Serve the API over HTTPS with this certificate and key; server.json then records the
+   * `https://` URL and the certificate as `ca`, which local clients trust. @default plain HTTP
+   */
+  readonly tls?: TlsFiles;
+  /** How often every instance is checked against its release (drift); 0 turns it off. @default 2 s */
+  readonly verifyIntervalMs?: number;
 }
 
 /** A running control plane. */
@@ -76,6 +84,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const files = controlPlanePaths(options.home);
   await mkdir(options.home, { recursive: true });
   await assertNotRunning(options.home);
+  // Checked before anything starts, so a bad file costs nothing to fix.
+  const tls = options.tls === undefined ? undefined : await readTlsFiles(options.tls);
   const store = openState(files.state);
   const closers: (() => Promise<void>)[] = [async () => store.close()];
   const undo = async () => {
@@ -125,9 +135,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       version: kilnVersion(),
       ...(options.port !== undefined ? { port: options.port } : {}),
       log,
+      audit: store.audit,
+      ...(tls ? { tls } : {}),
     });
     closers.push(() => api.close());
-    await writeServerFile(options.home, { url: api.url, pid: process.pid });
+    await writeServerFile(options.home, {
+      url: api.url,
+      pid: process.pid,
+      ...(options.tls ? { ca: options.tls.certFile } : {}),
+    });
     closers.push(() => removeServerFile(options.home, process.pid));
     let closed = false;
     const close = async () => {

@@ -3,7 +3,8 @@
  * services, releases and instances, script how a rollout moves, inject faults, and assert the
  * exact ordered list of calls it received.
  */
-import { ConflictError, NotFoundError, ValidationError } from '../errors/index.js';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors/index.js';
+import { TokenAdmin, type TokenStore } from './tokens.js';
 import type {
   AuditJson,
   BackendMetricsJson,
@@ -25,6 +26,9 @@ import type {
   RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
+  TokenCreatedJson,
+  TokenJson,
+  TokenRequest,
 } from './types.js';
 
 /** One call the fake received, with its arguments. */
@@ -42,10 +46,12 @@ export const FAKE_DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
  * A control plane in memory. `deploy` makes release r(N+1) current and a `progressing` rollout;
  * `rollback` goes back to `to` (or the release before the current), instantly when the service's
  * `standby` is that release. `rollout(id)` plays the steps given to {@link script}, one per call,
- * the last one repeating.
+ * the last one repeating. Tokens are the server's own state, not the fleet's: given a `store` (the
+ * one whose `tokens` the server verifies), the token methods manage it as `FleetPlane` does, so a
+ * token created through the API works at once.
  *
  * @example
- * const plane = new FakeControlPlane();
+ * const plane = new FakeControlPlane({ store });
  * plane.seedService('web');
  * plane.failNext('status', new UnavailableError('the state store is locked'));
  */
@@ -61,6 +67,11 @@ export class FakeControlPlane implements ControlPlane {
   private readonly faults = new Map<keyof ControlPlane, unknown>();
   private readonly scripts = new Map<string, Partial<RolloutJson>[]>();
   private rolloutCount = 0;
+  private readonly tokenAdmin: TokenAdmin | undefined;
+
+  constructor(options: { readonly store?: TokenStore } = {}) {
+    this.tokenAdmin = options.store === undefined ? undefined : new TokenAdmin(options.store);
+  }
 
   /** Declares service `name` (port 8080 + n, 2 replicas, rolling) unless `status` says otherwise. */
   seedService(name: string, status: Partial<ServiceStatusJson> = {}): ServiceStatusJson {
@@ -283,6 +294,28 @@ export class FakeControlPlane implements ControlPlane {
   async images(): Promise<ImageJson[]> {
     this.record('images');
     return [...this.imageList];
+  }
+
+  async tokens(): Promise<TokenJson[]> {
+    this.record('tokens');
+    return this.tokenStore().list();
+  }
+
+  async createToken(request: TokenRequest, actor: string): Promise<TokenCreatedJson> {
+    this.record('createToken', request, actor);
+    return this.tokenStore().create(request, actor);
+  }
+
+  async revokeToken(name: string, actor: string): Promise<TokenJson> {
+    this.record('revokeToken', name, actor);
+    return this.tokenStore().revoke(name, actor);
+  }
+
+  private tokenStore(): TokenAdmin {
+    if (this.tokenAdmin === undefined) {
+      throw new UnavailableError('this FakeControlPlane has no token store: create it with { store }');
+    }
+    return this.tokenAdmin;
   }
 
   private startRollout(

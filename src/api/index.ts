@@ -5,8 +5,18 @@
  */
 export * from './types.js';
 export { authenticate, authorize, hasScope, type Caller, type TokenVerifier } from './auth.js';
+export type { AuditSink } from './audit.js';
+export type { TokenStore } from './tokens.js';
+export {
+  makeSelfSigned,
+  readTlsFiles,
+  SELF_SIGNED_HINT,
+  type SelfSignedCert,
+  type TlsFiles,
+  type TlsMaterial,
+} from './tls.js';
 export { INTERNAL_ERROR_MESSAGE, MAX_BODY_BYTES, MAX_DRAIN_BYTES } from './http.js';
-export { ROUTES, type Route } from './routes.js';
+export { ROUTES, type AuditSubject, type Route } from './routes.js';
 export {
   DEFAULT_API_HOST,
   DEFAULT_CLOSE_GRACE_MS,
@@ -24,6 +34,7 @@ export {
 } from './client.js';
 export {
   ADMIN_TOKEN_FILE,
+  CA_ENV,
   readConnection,
   readServerFile,
   removeServerFile,

@@ -14,6 +14,9 @@ const images: ImageCatalog = {
     if (ref !== 'web' && ref !== DIGEST) throw new NotFoundError(`no image "${ref}"`);
     return { digest: DIGEST, process: { args: ['/app'], env: {}, cwd: '/', user: { uid: 0, gid: 0 } } };
   },
+  async admit() {
+    return { keyid: `sha256:${'f'.repeat(64)}`, keySource: 'fake', blobs: 1, hashed: 0 };
+  },
   async rootfs() {
     return '/nonexistent';
   },
@@ -96,5 +99,20 @@ describe('FleetPlane', () => {
     expect(instances).toHaveLength(2);
     expect(instances.every((i) => i.release === 'r1' && i.pid !== undefined)).toBe(true);
     await expect(p.releases('nope')).rejects.toThrow(/no service "nope" has been deployed \(deployed: web\)/);
+  });
+
+  it('manages the API tokens of the store, audited, keeping the last admin token', async () => {
+    const p = plane();
+    store.tokens.create('admin', ['admin']);
+    const { token, secret } = await p.createToken({ name: 'ci', scopes: ['deploy'] }, 'admin');
+    expect(store.tokens.verify(secret)?.name).toBe('ci');
+    expect((await p.tokens()).map((t) => t.name)).toEqual(['admin', 'ci']);
+    expect((await p.revokeToken('ci', 'admin')).id).toBe(token.id);
+    await expect(p.revokeToken('admin', 'admin')).rejects.toThrow(/last live admin token/);
+    expect(store.audit.since(0).map((a) => [a.actor, a.action, a.target, a.result])).toEqual([
+      ['admin', 'token.create', 'ci', 'ok'],
+      ['admin', 'token.revoke', 'ci', 'ok'],
+      ['admin', 'token.revoke', 'admin', 'failed'],
+    ]);
   });
 });

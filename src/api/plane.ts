@@ -21,7 +21,9 @@ import type { RuntimeDriver } from '../runtime/index.js';
 import { parseDuration } from '../spec/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import type { StateStore } from '../state/index.js';
+import { audited } from './audit.js';
 import { imagesJson, type ImageSource } from './images.js';
+import { TokenAdmin } from './tokens.js';
 import type {
   AuditJson,
   BackendMetricsJson,
@@ -43,6 +45,9 @@ import type {
   RolloutDetailJson,
   RolloutJson,
   ServiceStatusJson,
+  TokenCreatedJson,
+  TokenJson,
+  TokenRequest,
 } from './types.js';
 import {
   chaosReportJson,
@@ -81,10 +86,12 @@ export class FleetPlane implements ControlPlane {
   readonly #clock: () => number;
   readonly #rings: RingRunner;
   readonly #monkey: ChaosMonkey;
+  readonly #tokens: TokenAdmin;
 
   constructor(options: FleetPlaneOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#tokens = new TokenAdmin(options.store);
     this.#rings = new RingRunner(this.#ctx(), options.log);
     this.#monkey = new ChaosMonkey({
       store: options.store,
@@ -227,23 +234,14 @@ export class FleetPlane implements ControlPlane {
   }
 
   /** Runs a change and records who asked for it, and how it went, in the append-only audit log. */
-  async #audited<T>(
+  #audited<T>(
     actor: string,
     action: string,
     target: string,
     change: () => Promise<T>,
     detail: (done: T) => string,
   ): Promise<T> {
-    let result: T;
-    try {
-      result = await change();
-    } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      this.#o.store.audit.append({ actor, action, target, result: 'failed', detail: why });
-      throw err;
-    }
-    this.#o.store.audit.append({ actor, action, target, result: 'ok', detail: detail(result) });
-    return result;
+    return audited(this.#o.store.audit, actor, action, target, change, detail);
   }
 
   async rollout(id: string): Promise<RolloutJson> {
@@ -316,6 +314,18 @@ export class FleetPlane implements ControlPlane {
 
   async images(): Promise<ImageJson[]> {
     return this.#o.imageSource ? imagesJson(this.#o.imageSource) : [];
+  }
+
+  async tokens(): Promise<TokenJson[]> {
+    return this.#tokens.list();
+  }
+
+  createToken(request: TokenRequest, actor: string): Promise<TokenCreatedJson> {
+    return this.#tokens.create(request, actor);
+  }
+
+  revokeToken(name: string, actor: string): Promise<TokenJson> {
+    return this.#tokens.revoke(name, actor);
   }
 
   #ctx(): OperationsContext {

@@ -1,6 +1,7 @@
 /**
  * The API's routes: one table of method, path, the scope it needs and a handler that checks its
- * input and calls the {@link ControlPlane}. docs/api.md documents each.
+ * input and calls the {@link ControlPlane}. Every route needs a token; every mutating one names
+ * what the audit log calls it. docs/api.md documents each.
  */
 import type { TokenScope } from '../state/index.js';
 import type { Caller } from './auth.js';
@@ -13,6 +14,7 @@ import {
   DEPLOY_REQUEST,
   EVENTS_QUERY,
   LOGS_QUERY,
+  NO_BODY,
   NO_QUERY,
   parseBody,
   parseQuery,
@@ -22,6 +24,7 @@ import {
   ROLLOUT_COMMAND_REQUEST,
   ROLLOUT_COMMANDS,
   SERVICE_QUERY,
+  TOKEN_REQUEST,
 } from './validate.js';
 import { ValidationError } from '../errors/index.js';
 
@@ -30,7 +33,7 @@ export interface RouteContext {
   readonly plane: ControlPlane;
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
-  /** The verified token's owner; `anonymous` with no scopes on the one open route. */
+  /** The verified token's owner. */
   readonly caller: Caller;
   readonly version: string;
   /** Reads the request body (at most MAX_BODY_BYTES). */
@@ -41,12 +44,25 @@ export interface RouteContext {
 export type Reply =
   { readonly status: number; readonly json: unknown } | { readonly status: number; readonly text: string };
 
-/** One route. `scope` undefined means no token is needed. */
+/** What the audit log calls a mutating call, and what it acts on. */
+export interface AuditSubject {
+  /** Such as `deploy` or `token.revoke`, as the plane records it. */
+  readonly action: string;
+  /** The service or token the path names, else the route's path (the body is not read yet). */
+  readonly target: string;
+}
+
+/** One route. Every route needs a token with `scope` (or a broader one). */
 export interface Route {
   readonly method: 'GET' | 'POST';
   /** Such as `/v1/services/:name/deploy`; `:x` matches one non-empty path segment. */
   readonly path: string;
-  readonly scope: TokenScope | undefined;
+  readonly scope: TokenScope;
+  /**
+   * Mutating routes: their name in the audit log, which the server records a call under when it
+   * refuses it before the plane sees it (401, 403, a bad request); the plane records the rest.
+   */
+  readonly audit?: (params: Readonly<Record<string, string>>) => AuditSubject;
   handle(ctx: RouteContext): Promise<Reply>;
 }
 
@@ -62,7 +78,8 @@ export const ROUTES: readonly Route[] = [
   {
     method: 'GET',
     path: '/v1/health',
-    scope: undefined,
+    // `read`, as every route: a probe that must not hold a token can take a 401 as a sign of life.
+    scope: 'read',
     handle: async (ctx) => ok({ ok: true, version: ctx.version, pid: process.pid } satisfies HealthJson),
   },
   {
@@ -99,6 +116,7 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/services/:name/deploy',
     scope: 'deploy',
+    audit: (p) => ({ action: 'deploy', target: p.name! }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const request = parseBody(await ctx.body(), DEPLOY_REQUEST);
@@ -109,6 +127,7 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/services/:name/rollback',
     scope: 'deploy',
+    audit: (p) => ({ action: 'rollback', target: p.name! }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const request = parseBody(await ctx.body(), ROLLBACK_REQUEST);
@@ -128,6 +147,7 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/services/:name/rollout/:command',
     scope: 'deploy',
+    audit: (p) => ({ action: `rollout.${p.command!}`, target: p.name! }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const command = ctx.params.command!;
@@ -155,6 +175,7 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/rings',
     scope: 'deploy',
+    audit: () => ({ action: 'ring.start', target: '/v1/rings' }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const request = parseBody(await ctx.body(), RING_REQUEST);
@@ -171,6 +192,7 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/chaos/runs',
     scope: 'deploy',
+    audit: () => ({ action: 'chaos.run', target: '/v1/chaos/runs' }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const request = parseBody(await ctx.body(), CHAOS_RUN_REQUEST);
@@ -228,6 +250,38 @@ export const ROUTES: readonly Route[] = [
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       return ok(await ctx.plane.images());
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/tokens',
+    // `admin`: who holds which scope is for the people who hand tokens out.
+    scope: 'admin',
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      return ok(await ctx.plane.tokens());
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/tokens',
+    scope: 'admin',
+    audit: () => ({ action: 'token.create', target: '/v1/tokens' }),
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      const request = parseBody(await ctx.body(), TOKEN_REQUEST);
+      return { status: 201, json: await ctx.plane.createToken(request, ctx.caller.name) };
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/tokens/:name/revoke',
+    scope: 'admin',
+    audit: (p) => ({ action: 'token.revoke', target: p.name! }),
+    handle: async (ctx) => {
+      parseQuery(ctx.query, NO_QUERY);
+      parseBody(await ctx.body(), NO_BODY);
+      return ok(await ctx.plane.revokeToken(ctx.params.name!, ctx.caller.name));
     },
   },
 ];

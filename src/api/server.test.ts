@@ -12,9 +12,10 @@ afterEach(async () => {
 const serve = () => serveFake(undo);
 
 describe('API server: authentication and scopes', () => {
-  it('answers health without a token', async () => {
-    const { api } = await serve();
-    const res = await call(api.url, '/v1/health');
+  it('answers health to any live token, and 401 without one', async () => {
+    const { api, tokens } = await serve();
+    expect((await call(api.url, '/v1/health')).status).toBe(401);
+    const res = await call(api.url, '/v1/health', { token: tokens.reader });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
     expect(res.json()).toEqual({ ok: true, version: '9.9.9', pid: process.pid });

@@ -1,15 +1,18 @@
 /**
- * The control plane's HTTP API on node:http: bearer tokens with scopes, the routes of
- * {@link ROUTES}, JSON in and out, and kiln errors mapped to HTTP status in one place
- * ({@link errorAnswer}). docs/api.md documents it.
+ * The control plane's HTTP API on node:http (node:https with a certificate): bearer tokens with
+ * scopes on every route, the routes of {@link ROUTES}, JSON in and out, and kiln errors mapped to
+ * HTTP status in one place ({@link errorAnswer}). docs/api.md documents it.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ValidationError } from '../errors/index.js';
+import { auditTarget, type AuditSink } from './audit.js';
 import { authenticate, authorize, type Caller, type TokenVerifier } from './auth.js';
 import { handleDashboard } from './dashboard/handler.js';
 import { errorAnswer, HttpError, readBody, sendJson, sendText } from './http.js';
-import { matchPath, type Reply } from './routes.js';
+import { matchPath, type Match, type Reply } from './routes.js';
+import type { TlsMaterial } from './tls.js';
 import type { ControlPlane } from './types.js';
 
 /** The address the API listens on unless told otherwise: loopback only. */
@@ -34,18 +37,27 @@ export interface ApiServerOptions {
   readonly log?: (line: string) => void;
   /** @default DEFAULT_CLOSE_GRACE_MS */
   readonly closeGraceMs?: number;
+  /**
+   * Where the server records the mutating calls it refuses before the plane sees them (401, 403,
+   * a bad request); the plane records the rest. The state store's `store.audit` is one.
+   * @default nowhere
+   */
+  readonly audit?: AuditSink;
+  /** Serve HTTPS with this certificate and key ({@link readTlsFiles} reads and checks them). @default plain HTTP */
+  readonly tls?: TlsMaterial;
 }
 
 /** A running API server. */
 export interface ApiServer {
-  /** `http://HOST:PORT`, without a trailing slash. */
+  /** `http://HOST:PORT` (`https://` with TLS), without a trailing slash. */
   readonly url: string;
   readonly port: number;
   /** Stops accepting, lets requests in flight finish (up to the grace period) and closes every connection. */
   close(): Promise<void>;
 }
 
-const ANONYMOUS: Caller = { name: 'anonymous', scopes: [] };
+/** The actor the audit log records for a call without a live token. */
+const ANONYMOUS = 'anonymous';
 
 /**
  * Starts the HTTP API and resolves once it listens.
@@ -61,7 +73,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let closing = false;
   const closed = new AbortController();
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     // Once closing, every answer ends its connection so keep-alive clients let go.
     if (closing) res.setHeader('connection', 'close');
     serve(options, req, res, closed.signal).catch((err: unknown) => {
@@ -76,7 +88,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
       sendJson(res, answer.status, answer.body, answer.headers);
     });
-  });
+  };
+  const server = options.tls
+    ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler)
+    : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -85,7 +100,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let done: Promise<void> | undefined;
   return {
     url,
@@ -112,7 +127,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
 /**
  * Answers one request: `/` and `/ui…` go to the dashboard (docs/api.md, "Dashboard"); the rest is
- * routed, authenticated, authorized and handled. Throws what the caller maps to an error answer.
+ * authenticated (so without a live token every path is a 401, known or not), routed, authorized
+ * and handled. Throws what the caller maps to an error answer.
  */
 async function serve(
   options: ApiServerOptions,
@@ -129,9 +145,88 @@ async function serve(
     return;
   }
   if (path === '/ui' || path.startsWith('/ui/')) {
-    return handleDashboard({ plane: options.plane, tokens: options.tokens, closing }, req, res, path);
+    const dashboard = {
+      plane: options.plane,
+      tokens: options.tokens,
+      closing,
+      ...(options.tls ? { secure: true } : {}),
+      ...(options.audit ? { audit: options.audit } : {}),
+    };
+    return handleDashboard(dashboard, req, res, path);
   }
   const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+  let match: Match | undefined;
+  let unrouted: unknown;
+  try {
+    match = route(method, path);
+  } catch (err) {
+    unrouted = err;
+  }
+  // A mutating call refused here never reaches the plane, which audits the rest: record it.
+  const refused = (err: unknown, actor: string): unknown => {
+    if (match !== undefined) recordRefusal(options, match, err, actor);
+    return err;
+  };
+  let caller: Caller;
+  try {
+    caller = authenticate(req.headers.authorization, options.tokens);
+  } catch (err) {
+    throw refused(err, ANONYMOUS);
+  }
+  if (match === undefined) throw unrouted;
+  const { route: found, params } = match;
+  try {
+    authorize(caller, found.scope, `${method} ${found.path}`);
+  } catch (err) {
+    throw refused(err, caller.name);
+  }
+  // The plane audits every call that reaches it; one the handler refuses first (a bad body or
+  // query) is the server's to record. Handlers touch `plane` only to call it, after their checks.
+  let reached = false;
+  let reply: Reply;
+  try {
+    reply = await found.handle({
+      get plane() {
+        reached = true;
+        return options.plane;
+      },
+      params,
+      query,
+      caller,
+      version: options.version,
+      body: () => readBody(req),
+    });
+  } catch (err) {
+    throw reached ? err : refused(err, caller.name);
+  }
+  if ('text' in reply) sendText(res, reply.status, reply.text);
+  else sendJson(res, reply.status, reply.json);
+}
+
+/**
+ * Appends a mutating call the server refused (401 or 403: `denied`; else `failed`) to the audit
+ * log, with the message its caller was answered. A GET is not recorded.
+ */
+function recordRefusal(options: ApiServerOptions, match: Match, err: unknown, actor: string): void {
+  if (match.route.audit === undefined || options.audit === undefined) return;
+  const { action, target } = match.route.audit(match.params);
+  const { status, body } = errorAnswer(err);
+  try {
+    options.audit.append({
+      actor,
+      action,
+      target: auditTarget(target),
+      result: status === 401 || status === 403 ? 'denied' : 'failed',
+      detail: body.error.message,
+    });
+  } catch (auditErr) {
+    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    log(`kiln api: recording a refused ${action} in the audit log failed: ${String(auditErr)}`);
+  }
+}
+
+/** The route for `method` and `path`; throws 404 when no route has the path, 405 when none has the method. */
+function route(method: string, path: string): Match {
   const matches = path.startsWith('/') ? matchPath(decodeSegments(path)) : [];
   if (matches.length === 0) {
     throw new HttpError(404, 'not-found', `no route ${method} ${path}: the routes are listed in docs/api.md`);
@@ -141,22 +236,7 @@ async function serve(
     const allow = [...new Set(matches.map((m) => m.route.method))].join(', ');
     throw new HttpError(405, 'method-not-allowed', `${path} answers ${allow}, not ${method}`, { allow });
   }
-  const { route, params } = match;
-  let caller = ANONYMOUS;
-  if (route.scope !== undefined) {
-    caller = authenticate(req.headers.authorization, options.tokens);
-    authorize(caller, route.scope, `${method} ${route.path}`);
-  }
-  const reply: Reply = await route.handle({
-    plane: options.plane,
-    params,
-    query,
-    caller,
-    version: options.version,
-    body: () => readBody(req),
-  });
-  if ('text' in reply) sendText(res, reply.status, reply.text);
-  else sendJson(res, reply.status, reply.json);
+  return match;
 }
 
 function decodeSegments(path: string): string[] {

@@ -1,28 +1,31 @@
 /**
  * Fixtures for the API server's tests (not exported from index.ts, not built): a server over a
- * {@link FakeControlPlane} with tokens of each scope, and a raw HTTP call that keeps the status,
- * headers and body.
+ * {@link FakeControlPlane} with tokens of each scope and the store's audit log, and a raw HTTP call
+ * that keeps the status, headers and body.
  */
 import { IN_MEMORY, openState } from '../state/index.js';
 import { FakeControlPlane } from './fake.js';
 import { startApiServer } from './server.js';
+import type { TlsMaterial } from './tls.js';
 import type { ApiErrorJson } from './types.js';
 
 /**
- * A server over a fake plane (with service `web` seeded), with tokens from a real (in-memory)
- * state store. What must be closed is pushed onto `undo`.
+ * A server over a fake plane (with service `web` seeded), with tokens and the audit log of a real
+ * (in-memory) state store, which the token routes manage. What must be closed is pushed onto `undo`.
  */
-export async function serve(undo: (() => unknown)[]) {
+export async function serve(undo: (() => unknown)[], options: { readonly tls?: TlsMaterial } = {}) {
   const store = openState(IN_MEMORY);
   undo.push(() => store.close());
-  const plane = new FakeControlPlane();
+  const plane = new FakeControlPlane({ store });
   plane.seedService('web');
   const logs: string[] = [];
   const api = await startApiServer({
     plane,
     tokens: store.tokens,
+    audit: store.audit,
     version: '9.9.9',
     log: (line) => logs.push(line),
+    ...(options.tls ? { tls: options.tls } : {}),
   });
   undo.push(() => api.close());
   const tokens = {

@@ -6,9 +6,11 @@
 
 import type { ChaosReportJson, ChaosRunJson, ChaosRunRequest } from './types-chaos.js';
 import type { AuditJson, ImageJson } from './types-dashboard.js';
+import type { TokenCreatedJson, TokenJson, TokenRequest } from './types-tokens.js';
 
 export type * from './types-chaos.js';
 export type * from './types-dashboard.js';
+export type * from './types-tokens.js';
 
 /** API version prefix of every route. */
 export const API_PREFIX = '/v1';
@@ -167,7 +169,7 @@ export interface DeployResultJson {
   readonly unchanged?: boolean;
 }
 
-/** `GET /v1/health`, unauthenticated: is the control plane up. */
+/** `GET /v1/health` (any live token, `read` and up): is the control plane up. */
 export interface HealthJson {
   readonly ok: true;
   readonly version: string;
@@ -341,6 +343,12 @@ export interface ControlPlane {
   audit(limit?: number): Promise<AuditJson[]>;
   /** The images of the control plane's image store, with their SBOM packages and signature. */
   images(): Promise<ImageJson[]>;
+  /** Every API token, revoked ones included, oldest first; never a secret or a hash. */
+  tokens(): Promise<TokenJson[]>;
+  /** Creates a token; the answer holds its secret, which is never stored. */
+  createToken(request: TokenRequest, actor: string): Promise<TokenCreatedJson>;
+  /** Revokes the live token named `name` (or with id `name`); refuses the last live admin token. */
+  revokeToken(name: string, actor: string): Promise<TokenJson>;
 }
 
 /** A validation problem in an error answer: the field, what is wrong, and how to fix it. */

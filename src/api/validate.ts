@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors/index.js';
 import { parseDuration } from '../spec/index.js';
-import { MAX_READ_LIMIT } from '../state/index.js';
+import { MAX_READ_LIMIT, TOKEN_SCOPES } from '../state/index.js';
 import type {
   ChaosRunRequest,
   DeployRequest,
@@ -14,6 +14,7 @@ import type {
   RollbackRequest,
   RolloutCommandJson,
   RolloutCommandRequest,
+  TokenRequest,
 } from './types.js';
 
 /** What each field of a body or query should be, keyed by field name. */
@@ -82,6 +83,18 @@ export const RING_REQUEST: Checked<RingRequest> = {
   },
 };
 
+/** `POST /v1/tokens`; the state store checks the name's characters and the uniqueness. */
+export const TOKEN_REQUEST: Checked<TokenRequest> = {
+  schema: z.strictObject({
+    name: z.string().min(1).max(64),
+    scopes: z.array(z.enum(TOKEN_SCOPES)).min(1).max(TOKEN_SCOPES.length),
+  }),
+  fixes: {
+    name: 'name the token with up to 64 letters, digits, ".", "_", "@", ":" or "-", such as "ci"',
+    scopes: 'list one or more of "read", "deploy", "admin", such as ["deploy"]',
+  },
+};
+
 /** `?limit=` of a listing: a whole number of at most `digits` digits, from 1. */
 function limitQuery(what: string, digits: number, example: number): Checked<{ limit?: number }> {
   const max = 10 ** digits - 1;
@@ -147,6 +160,9 @@ const SERVICE_FIX = 'name one declared service, as ?service=web';
 /** Routes that take no query parameters refuse any, so a misspelt one is not silently ignored. */
 export const NO_QUERY: Checked<Record<string, never>> = { schema: z.strictObject({}), fixes: {} };
 
+/** Routes that take no body fields refuse any (an empty body or `{}` is fine). */
+export const NO_BODY = NO_QUERY;
+
 /** `?service=` of `GET /v1/status` and `GET /v1/instances`. */
 export const SERVICE_QUERY: Checked<{ service?: string }> = {
   schema: z.strictObject({ service: service.optional() }),
@@ -175,7 +191,8 @@ export const EVENTS_QUERY: Checked<{ since?: number; service?: string; limit?: n
 
 /** The query string checked against `checked`; a parameter given twice is refused. */
 export function parseQuery<T>(query: URLSearchParams, checked: Checked<T>): T {
-  const raw: Record<string, string> = {};
+  // No prototype: `?__proto__=x` is a parameter like any other (refused as unknown), not dropped.
+  const raw = Object.create(null) as Record<string, string>;
   const issues: ValidationIssue[] = [];
   for (const key of new Set(query.keys())) {
     const values = query.getAll(key);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import {
   ApiClient,
+  CA_ENV,
   readConnection,
   SERVER_ENV,
   TOKEN_ENV,
@@ -20,17 +21,22 @@ import { ValidationError, wrap } from '../errors/index.js';
 import { parseDuration } from '../spec/index.js';
 import { homeFor, loadFromOptions, table } from './common.js';
 
-/** `--server` and `--token`, which every fleet verb takes. */
+/** `--server`, `--token` and `--ca`, which every fleet verb takes. */
 export interface ConnectionOptions {
   readonly server?: string;
   readonly token?: string;
+  readonly ca?: string;
 }
 
-/** Adds `--server URL` and `--token T` to a verb. */
+/** Adds `--server URL`, `--token T` and `--ca FILE` to a verb. */
 export function withConnection(cmd: Command): Command {
   return cmd
     .option('--server <url>', `control plane URL (default: ${SERVER_ENV}, else .kiln/server.json)`)
-    .option('--token <token>', `API token (default: ${TOKEN_ENV}, else .kiln/admin-token)`);
+    .option('--token <token>', `API token (default: ${TOKEN_ENV}, else .kiln/admin-token)`)
+    .option(
+      '--ca <file>',
+      `PEM certificate to trust for an https:// server (default: ${CA_ENV}, else the one .kiln/server.json names)`,
+    );
 }
 
 /**
@@ -46,6 +52,7 @@ export async function clientFor(
   const flags = {
     ...(opts.server === undefined ? {} : { server: opts.server }),
     ...(opts.token === undefined ? {} : { token: opts.token }),
+    ...(opts.ca === undefined ? {} : { ca: opts.ca }),
   };
   let home: string | undefined;
   if (!(flags.server ?? env[SERVER_ENV]) || !(flags.token ?? env[TOKEN_ENV])) {
@@ -187,6 +194,6 @@ export function age(since: string, now: Date): string {
 }
 
 /** `2026-01-01T10:00:00.000Z` → `2026-01-01 10:00:00Z`. */
-function shortTime(iso: string): string {
+export function shortTime(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

@@ -20,6 +20,7 @@ import {
 import { chaosCommand } from './chaos.js';
 import { releaseCommand, ringsCommand } from './rings.js';
 import { rolloutCommand } from './rollout.js';
+import { tokensCommand } from './tokens.js';
 
 /** The whole command tree; one file per verb. */
 export function program(): Command {
@@ -50,6 +51,7 @@ export function program(): Command {
     releaseCommand(),
     ringsCommand(),
     chaosCommand(),
+    tokensCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
     for (const sub of cmd.commands) sub.exitOverride(); // not inherited: rollout status, rings status…

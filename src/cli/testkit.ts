@@ -42,8 +42,14 @@ export interface FakeServer {
 export async function fakeServer(): Promise<FakeServer> {
   for (const name of ['KILN_SERVER', 'KILN_TOKEN', 'KILN_HOME', 'KILN_DEBUG']) vi.stubEnv(name, '');
   const store = openState(IN_MEMORY);
-  const plane = new FakeControlPlane();
-  const api = await startApiServer({ plane, tokens: store.tokens, version: '9.9.9', log: () => {} });
+  const plane = new FakeControlPlane({ store });
+  const api = await startApiServer({
+    plane,
+    tokens: store.tokens,
+    audit: store.audit,
+    version: '9.9.9',
+    log: () => {},
+  });
   const conn = ['--server', api.url, '--token', store.tokens.create('alice', ['admin']).secret];
   return {
     store,

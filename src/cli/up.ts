@@ -1,11 +1,19 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { RolloutJson } from '../api/index.js';
+import { readTlsFiles, type RolloutJson } from '../api/index.js';
 import { bake } from '../bake/index.js';
 import { ValidationError } from '../errors/index.js';
 import { findConfig, loadConfig } from '../spec/index.js';
 import { aptRootFromEnv, table, type GlobalOptions } from './common.js';
-import { startFor, untilSignal } from './server.js';
+import {
+  startFor,
+  TLS_CERT_OPTION,
+  TLS_KEY_OPTION,
+  VERIFY_INTERVAL_OPTION,
+  tlsFiles,
+  untilSignal,
+  type TlsOptions,
+} from './server.js';
 
 /**
  * `kiln up [DIR]`: bake what is stale, start the control plane, deploy every service, print the
@@ -20,10 +28,18 @@ export function upCommand(): Command {
     .option('--port <port>', 'API port on 127.0.0.1 (0 = any)', '0')
     .addOption(new Option('--runtime <name>', 'OCI runtime').choices(['crun', 'runc']))
     .option('--offline', 'bake only from cached archive indexes and packages')
+    .option(...TLS_CERT_OPTION)
+    .option(...TLS_KEY_OPTION)
+    .option(...VERIFY_INTERVAL_OPTION)
     .action(
       async (
         dir: string,
-        opts: { port: string; runtime?: 'crun' | 'runc'; offline?: boolean },
+        opts: {
+          port: string;
+          runtime?: 'crun' | 'runc';
+          offline?: boolean;
+          verifyInterval?: string;
+        } & TlsOptions,
         cmd: Command,
       ) => {
         const global = cmd.optsWithGlobals<GlobalOptions>();
@@ -39,6 +55,9 @@ export function upCommand(): Command {
             },
           ]);
         }
+        // A bad certificate or key is reported before the bake, not after it.
+        const tls = tlsFiles(opts);
+        if (tls) await readTlsFiles(tls);
         const say = (line: string) => process.stdout.write(`${line}\n`);
         const wanted = [...new Set(services.map((s) => s.image).filter((i) => !i.startsWith('sha256:')))];
         const baked = await bake({

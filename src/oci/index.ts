@@ -42,6 +42,32 @@ export {
   type PushedManifest,
   type RegistryClientOptions,
 } from './registry-api.js';
-export { DEFAULT_HTTP_TIMEOUT_MS } from './http.js';
+export {
+  DEFAULT_HTTP_TIMEOUT_MS,
+  errorCode,
+  isCertificateError,
+  nodeTransport,
+  type HttpTransport,
+} from './http.js';
 export { DEFAULT_LOCK_TIMEOUT_MS, writeFileAtomic } from './fsutil.js';
 export type { PulledImage, PullOptions, PushedImage, PushOptions, RemoteTarget } from './transfer.js';
+export {
+  BlobChecker,
+  DEFAULT_RACY_MARGIN_MS,
+  hasIntactBlob,
+  type BlobCheck,
+  type BlobCheckerOptions,
+} from './blob-check.js';
+export {
+  checkImageSignatures,
+  keyId,
+  pae,
+  trustedKey,
+  verifyEnvelope,
+  SIGNATURE_ARTIFACT_TYPE,
+  SIGNATURE_PAYLOAD_TYPE,
+  type DsseEnvelope,
+  type FoundSignature,
+  type SignaturePayload,
+  type TrustedKey,
+} from './signature.js';

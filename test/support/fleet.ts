@@ -341,7 +341,9 @@ export async function isAlive(pid: number): Promise<boolean> {
 
 async function answers(url: string): Promise<boolean> {
   try {
-    return (await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2_000) })).ok;
+    // Health needs a `read` token: a 401 answered by the API is as good a sign of life as a 200.
+    const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2_000) });
+    return res.ok || res.status === 401;
   } catch {
     return false;
   }

@@ -2,10 +2,12 @@
  * The dashboard under `/ui`, served by the API server with the same tokens. The login form posts a
  * token; its secret becomes the `kiln_session` cookie (HttpOnly, SameSite=Strict, Path=/ui) and is
  * verified again on every request, so a revoked token logs out at once. Actions are POSTs that also
- * need `HX-Request: true` (CSRF: a cross-site form cannot set it) and the `deploy` scope.
+ * need `HX-Request: true` (CSRF: a cross-site form cannot set it) and the `deploy` scope; one
+ * refused for either is recorded in the audit log (the plane records the ones it carries out).
  */
 import type http from 'node:http';
 import { KilnError } from '../../errors/index.js';
+import type { AuditSink } from '../audit.js';
 import { hasScope, type TokenVerifier } from '../auth.js';
 import { errorAnswer, readBody } from '../http.js';
 import type { ControlPlane, DeployRequest, RolloutCommandJson } from '../types.js';
@@ -34,6 +36,10 @@ export interface DashboardOptions {
   readonly tokens: TokenVerifier;
   /** Fires when the server closes, to end event streams. */
   readonly closing?: AbortSignal;
+  /** Served over HTTPS: the session cookie gets `Secure`. @default false */
+  readonly secure?: boolean;
+  /** Where refused actions are recorded. @default nowhere */
+  readonly audit?: AuditSink;
 }
 
 const PAGE_HEADERS = {
@@ -130,7 +136,7 @@ export async function handleDashboard(
           : 'That token is malformed, unknown or revoked: use a live token of this control plane.';
       return send(res, 401, loginPage(why));
     }
-    return redirect(res, '/ui/', { 'set-cookie': `${SESSION_COOKIE}=${secret}; ${COOKIE_FLAGS}` });
+    return redirect(res, '/ui/', { 'set-cookie': `${SESSION_COOKIE}=${secret}; ${cookieFlags(options)}` });
   }
 
   const session = sessionOf(req, options.tokens);
@@ -142,7 +148,7 @@ export async function handleDashboard(
   }
   if (path === '/ui/logout') {
     if (method !== 'POST') return send(res, 405, 'POST', { allow: 'POST' });
-    const cleared = { 'set-cookie': `${SESSION_COOKIE}=; ${COOKIE_FLAGS}; Max-Age=0` };
+    const cleared = { 'set-cookie': `${SESSION_COOKIE}=; ${cookieFlags(options)}; Max-Age=0` };
     if (req.headers['hx-request'] === 'true')
       return send(res, 200, '', { ...cleared, 'hx-redirect': '/ui/login' });
     return redirect(res, '/ui/login', cleared);
@@ -157,6 +163,10 @@ export async function handleDashboard(
     if (answer.internal) throw err;
     return send(res, answer.status, errorPage(session, answer.status, err.message));
   }
+}
+
+function cookieFlags(options: DashboardOptions): string {
+  return options.secure ? `${COOKIE_FLAGS}; Secure` : COOKIE_FLAGS;
 }
 
 /** The segments after `/ui/`, decoded; undefined when one is not valid percent-encoding. */
@@ -208,13 +218,6 @@ async function action(
   session: Session,
 ) {
   const { plane } = options;
-  if (req.headers['hx-request'] !== 'true') {
-    return send(
-      res,
-      403,
-      forbidden('Refused: dashboard actions must come from the dashboard itself (HX-Request: true).'),
-    );
-  }
   const s = segmentsOf(path);
   const [first, service, verb, command, ...rest] = s ?? [];
   const known =
@@ -223,21 +226,44 @@ async function action(
     rest.length === 0 &&
     (((verb === 'rollback' || verb === 'deploy') && command === undefined) ||
       (verb === 'rollout' && (command === 'promote' || command === 'abort')));
+  // The plane audits the actions it carries out; the ones refused before it are recorded here.
+  const record = (result: 'denied' | 'failed', why: string) => {
+    if (!known) return;
+    const action = verb === 'rollout' ? `rollout.${command}` : verb;
+    options.audit?.append({
+      actor: session.name,
+      action,
+      target: service,
+      result,
+      detail: `dashboard: ${why}`,
+    });
+  };
+  const refuse = (why: string) => {
+    record('denied', why);
+    return send(res, 403, forbidden(why));
+  };
+  if (req.headers['hx-request'] !== 'true') {
+    return refuse('Refused: dashboard actions must come from the dashboard itself (HX-Request: true).');
+  }
   if (!known) return send(res, 404, forbidden(`No dashboard action ${path}.`));
   if (!hasScope(session.scopes, 'deploy')) {
-    return send(
-      res,
-      403,
-      forbidden(
-        `Token '${session.name}' has scope ${session.scopes.join(', ') || 'none'}: this needs 'deploy' (or 'admin').`,
-      ),
+    return refuse(
+      `Token '${session.name}' has scope ${session.scopes.join(', ') || 'none'}: this needs 'deploy' (or 'admin').`,
     );
   }
   const form = await formOf(req);
+  let request: DeployRequest = {};
+  try {
+    if (verb === 'deploy') request = deployRequest(form);
+  } catch (err) {
+    if (!(err instanceof KilnError)) throw err;
+    record('failed', err.message);
+    return send(res, 200, await rolloutSection(plane, service, session, err.message));
+  }
   let error: string | undefined;
   try {
     if (verb === 'rollback') await plane.rollback(service, {}, session.name);
-    else if (verb === 'deploy') await plane.deploy(service, deployRequest(form), session.name);
+    else if (verb === 'deploy') await plane.deploy(service, request, session.name);
     else await plane.controlRollout(service, command as RolloutCommandJson, {}, session.name);
   } catch (err) {
     if (!(err instanceof KilnError) || errorAnswer(err).internal) throw err;
