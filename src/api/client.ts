@@ -388,6 +388,8 @@ export class ApiClient {
         return new NotFoundError(message);
       case 409:
         return new ConflictError(message);
+      case 422:
+        return new KilnError('integrity', message);
       case 503:
         return new UnavailableError(message);
       default:

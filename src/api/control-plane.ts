@@ -100,7 +100,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const router = await SupervisedRouter.start({ dir: files.router, log });
     closers.push(() => router.close());
     const home = homePaths(options.home);
-    const images = storeCatalog(await OciStore.open(home.store), files.rootfs);
+    // Deploys admit only images signed by a key the service trusts (by default this project's own).
+    const images = storeCatalog(await OciStore.open(home.store), files.rootfs, { keysDir: home.keys });
     const init = findInit();
     if (!init) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
     const driver = new LocalRuntimeDriver({

@@ -62,7 +62,7 @@ export function sendText(res: http.ServerResponse, status: number, text: string)
 
 /**
  * The status and body for any error: HttpErrors as they are, kiln errors by their code (400, 404,
- * 409, 503), anything else 500 with a generic message. `internal` is true when the error is a
+ * 409, 422, 503), anything else 500 with a generic message. `internal` is true when the error is a
  * fault of the server that must be logged.
  */
 export function errorAnswer(err: unknown): {

@@ -1,33 +1,26 @@
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  sign,
-  verify,
-  type KeyObject,
-} from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { IntegrityError, ValidationError } from '../errors/index.js';
-import { sha256Digest, type Digest } from '../oci/index.js';
+import { ValidationError } from '../errors/index.js';
+import {
+  keyId,
+  pae,
+  SIGNATURE_PAYLOAD_TYPE,
+  type Digest,
+  type DsseEnvelope,
+  type SignaturePayload,
+} from '../oci/index.js';
 
-/** DSSE's payload type for kiln's image signatures. */
-export const SIGNATURE_PAYLOAD_TYPE = 'application/vnd.kiln.image-signature.v1+json';
-/** The artifact type of a signature attached to an image in the store. */
-export const SIGNATURE_ARTIFACT_TYPE = 'application/vnd.dsse.envelope.v1+json';
-
-/** A DSSE envelope (https://github.com/secure-systems-lab/dsse). */
-export interface DsseEnvelope {
-  readonly payloadType: string;
-  /** base64 of the payload. */
-  readonly payload: string;
-  readonly signatures: readonly { readonly keyid: string; readonly sig: string }[];
-}
-
-/** What a kiln signature states: this manifest digest is the image of this name. */
-export interface SignaturePayload {
-  readonly image: { readonly name: string; readonly manifestDigest: Digest };
-}
+// Verifying lives in `oci` (the fleet verifies too, and may not import the bakery); signing stays here.
+export {
+  keyId,
+  pae,
+  verifyEnvelope,
+  SIGNATURE_ARTIFACT_TYPE,
+  SIGNATURE_PAYLOAD_TYPE,
+  type DsseEnvelope,
+  type SignaturePayload,
+} from '../oci/index.js';
 
 /** An ed25519 signing key and its id (the sha256 of its public key in SPKI DER). */
 export interface SigningKey {
@@ -35,22 +28,6 @@ export interface SigningKey {
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;
   readonly publicKeyPem: string;
-}
-
-/** DSSE's pre-authentication encoding: what is actually signed. */
-export function pae(payloadType: string, payload: Buffer): Buffer {
-  const type = Buffer.from(payloadType);
-  return Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `),
-    type,
-    Buffer.from(` ${payload.length} `),
-    payload,
-  ]);
-}
-
-/** The id of a public key: `sha256:` of its SPKI DER bytes. */
-export function keyId(publicKey: KeyObject): string {
-  return sha256Digest(publicKey.export({ type: 'spki', format: 'der' }));
 }
 
 /**
@@ -115,43 +92,4 @@ export function signManifest(key: SigningKey, name: string, manifestDigest: Dige
     payload: payload.toString('base64'),
     signatures: [{ keyid: key.keyid, sig: sig.toString('base64') }],
   };
-}
-
-/**
- * Verifies an envelope against trusted public keys (PEM) and the digest it must cover. Returns the
- * id of the key that signed; throws IntegrityError naming what failed.
- */
-export function verifyEnvelope(
-  envelope: DsseEnvelope,
-  trusted: readonly string[],
-  manifestDigest: Digest,
-): string {
-  if (envelope.payloadType !== SIGNATURE_PAYLOAD_TYPE) {
-    throw new IntegrityError(
-      `signature has payload type ${envelope.payloadType}, expected ${SIGNATURE_PAYLOAD_TYPE}`,
-    );
-  }
-  const payload = Buffer.from(envelope.payload, 'base64');
-  let statement: SignaturePayload;
-  try {
-    statement = JSON.parse(payload.toString('utf8')) as SignaturePayload;
-  } catch {
-    throw new IntegrityError('signature payload is not JSON');
-  }
-  if (statement.image?.manifestDigest !== manifestDigest) {
-    throw new IntegrityError(
-      `signature covers ${String(statement.image?.manifestDigest)}, not ${manifestDigest}`,
-    );
-  }
-  const message = pae(envelope.payloadType, payload);
-  for (const pem of trusted) {
-    const publicKey = createPublicKey(pem);
-    const id = keyId(publicKey);
-    for (const s of envelope.signatures) {
-      if (s.keyid === id && verify(null, message, publicKey, Buffer.from(s.sig, 'base64'))) return id;
-    }
-  }
-  throw new IntegrityError(
-    `no signature by a trusted key (signed by ${envelope.signatures.map((s) => s.keyid).join(', ') || 'nobody'})`,
-  );
 }

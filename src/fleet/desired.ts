@@ -33,10 +33,12 @@ export interface ReleaseSpec {
 /**
  * sha256 of the canonical JSON of a release spec: two releases with equal hashes run the same.
  * The service's `chaos` settings are left out: they say how kiln tests the service, not what runs,
- * so changing them is no new release (the monkey reads them from the declared service).
+ * so changing them is no new release (the monkey reads them from the declared service). So is its
+ * `trust`: which keys may sign an image is checked at deploy, and changes nothing that runs. And
+ * its `drift` policy: how kiln treats an instance that is no longer exactly its release.
  */
 export function configHash(spec: ReleaseSpec): string {
-  const { chaos: _chaos, ...service } = spec.service;
+  const { chaos: _chaos, trust: _trust, drift: _drift, ...service } = spec.service;
   const text = canonicalJson({ ...spec, service }, 'release spec');
   return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }

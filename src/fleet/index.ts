@@ -46,6 +46,15 @@ export {
   type ReleaseSpec,
   type ServiceView,
 } from './desired.js';
-export { storeCatalog, type ImageCatalog, type ResolvedImage } from './images.js';
+export { storeCatalog, type ImageCatalog, type ResolvedImage, type StoreCatalogOptions } from './images.js';
+export { admitImage, trustedKeysOf, type Admission, type AdmissionContext } from './trust.js';
 export { liveProber, STARTING_PROBE_MS, type Prober } from './tracker.js';
 export { RING_TICK_MS, RingRunner, startRing, type RingInput, type RingTarget } from './rings.js';
+export {
+  DEFAULT_FULL_EVERY,
+  DEFAULT_VERIFY_INTERVAL_MS,
+  DriftWatch,
+  type DriftWatchOptions,
+  type InstanceVerdict,
+} from './drift.js';
+export { planStateful } from './planner-stateful.js';

@@ -47,12 +47,27 @@ export interface Outcome {
 
 /**
  * Records release `rN+1` of the service (its spec as declared now and the image's digest) and a
- * rollout to it. Deploying what already runs changes nothing and says so.
+ * rollout to it. Deploying what already runs changes nothing and says so. The image is admitted
+ * first (`ImageCatalog.admit`: signed by a key the service trusts, every blob intact); a refused
+ * one records nothing.
  */
 export async function deploy(ctx: OperationsContext, input: DeployInput): Promise<Outcome> {
   const spec = await ctx.declared(input.service);
   const strategy = input.strategy ?? spec.strategy.type;
-  const image = await ctx.images.resolve(input.image ?? spec.image);
+  if (spec.kind === 'stateful' && strategy !== 'rolling') {
+    throw new ValidationError(undefined, [
+      {
+        path: 'strategy',
+        message: `${input.service} is stateful: it is updated one instance at a time, highest ordinal first, never by ${strategy}`,
+        fix: 'deploy it without a strategy',
+      },
+    ]);
+  }
+  const ref = input.image ?? spec.image;
+  const image = await ctx.images.resolve(ref);
+  // Before anything is recorded: an image no trusted key signed, or with a damaged blob, never
+  // becomes a release (and so is never started, nor rolled back to).
+  await ctx.images.admit(spec, ref, image.digest);
   const frozen: ReleaseSpec = { service: spec, process: image.process };
   const hash = configHash(frozen);
   const { store } = ctx;

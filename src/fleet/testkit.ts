@@ -4,7 +4,7 @@
  * controller to the fake runtime driver and an in-memory state store.
  */
 import { mulberry32 } from '../analysis/index.js';
-import { NotFoundError } from '../errors/index.js';
+import { IntegrityError, NotFoundError } from '../errors/index.js';
 import type { Digest } from '../oci/index.js';
 import { FakeHost, FakeRuntimeDriver } from '../runtime/index.js';
 import { serviceSchema, type ServiceInput, type ServiceSpec } from '../spec/index.js';
@@ -118,8 +118,10 @@ export class RecordingRouter implements TrafficRouter {
 
 export const DIGEST_A: Digest = `sha256:${'a'.repeat(64)}`;
 export const DIGEST_B: Digest = `sha256:${'b'.repeat(64)}`;
+/** An image the fake catalog refuses to admit, as it would one no trusted key signed. */
+export const DIGEST_UNSIGNED: Digest = `sha256:${'e'.repeat(64)}`;
 
-/** Images `v1` and `v2` (digests A and B), and any digest. */
+/** Images `v1` and `v2` (digests A and B), and any digest; all admitted but {@link DIGEST_UNSIGNED}. */
 export const fakeCatalog: ImageCatalog = {
   async resolve(ref) {
     const digest =
@@ -129,6 +131,12 @@ export const fakeCatalog: ImageCatalog = {
       digest: digest as `sha256:${string}`,
       process: { args: ['/app'], env: {}, cwd: '/', user: { uid: 0, gid: 0 } },
     };
+  },
+  async admit(service, ref, digest) {
+    if (digest === DIGEST_UNSIGNED) {
+      throw new IntegrityError(`${service.name}: refusing to deploy ${ref}: it has no signature`);
+    }
+    return { keyid: `sha256:${'f'.repeat(64)}`, keySource: 'fake', blobs: 1, hashed: 0 };
   },
   async rootfs() {
     return '/nonexistent';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,6 +164,57 @@ describe('RegistryClient against the real docker-registry', () => {
     await expect(c.getManifest('tamper/app', image.descriptor.digest)).rejects.toBeInstanceOf(IntegrityError);
     const honest = client(registry.host, { fetch, plainHttp: true });
     expect((await honest.getManifest('tamper/app', '1')).digest).toBe(image.descriptor.digest);
+  });
+
+  it('refuses a pull whose blob the registry serves altered, repairs a damaged local blob, and refuses to push one', async () => {
+    const { store, image } = await storeWithImage('app:1', 'integrity');
+    await client(registry.host).pushImage(store, 'app:1', { repository: 'integrity/app', tag: '1' });
+    const layer = (await store.getManifest(image.descriptor.digest)).layers[1]!;
+    // A registry (or a cache before it) that serves one layer with its last byte flipped.
+    const wrongLayer: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith(`/blobs/${layer.digest}`) || res.status !== 200) return res;
+      const body = Buffer.from(await res.arrayBuffer());
+      body[body.length - 1] = body[body.length - 1]! ^ 1;
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const fresh = await OciStore.open(await cleanup.tempDir('kiln-pull-wrong-'));
+    const refused = await client(registry.host, { fetch: wrongLayer, plainHttp: true })
+      .pullImage({ repository: 'integrity/app', tag: '1' }, fresh, 'app:1')
+      .catch((e: unknown) => e as Error);
+    expect(refused).toBeInstanceOf(IntegrityError);
+    expect((refused as Error).message).toContain(`blob ${layer.digest} from ${registry.host}/integrity/app`);
+    expect((refused as Error).message).toContain('digest mismatch');
+    expect(await fresh.resolve('app:1')).toBeUndefined();
+    expect(await fresh.hasBlob(layer.digest)).toBe(false);
+
+    // A blob damaged in the local store is fetched again by a pull, which repairs it.
+    const damaged = await client(registry.host).pullImage(
+      { repository: 'integrity/app', tag: '1' },
+      fresh,
+      'app:1',
+    );
+    expect(damaged.descriptor.digest).toBe(image.descriptor.digest);
+    const file = fresh.blobPath(layer.digest);
+    const bytes = await readFile(file);
+    bytes[0] = bytes[0]! ^ 1;
+    await chmod(file, 0o644);
+    await writeFile(file, bytes);
+    await client(registry.host).pullImage({ repository: 'integrity/app', tag: '1' }, fresh, 'app:1');
+    expect(sha256Digest(await fresh.getBlob(layer.digest))).toBe(layer.digest);
+
+    // A push reads every blob it sends through the store, which refuses a damaged one.
+    await chmod(file, 0o644);
+    await writeFile(file, bytes);
+    const pushRefused = await client(registry.host)
+      .pushImage(fresh, 'app:1', { repository: 'integrity/other', tag: '1' })
+      .catch((e: unknown) => e as Error);
+    expect(pushRefused).toBeInstanceOf(IntegrityError);
+    expect((pushRefused as Error).message).toContain(`digest mismatch: expected ${layer.digest}`);
+    expect(await client(registry.host).hasBlob('integrity/other', layer.digest)).toBe(false);
+    await expect(client(registry.host).getManifest('integrity/other', '1')).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
   });
 
   it('reports registry errors with their message, and unreachable registries by URL', async () => {

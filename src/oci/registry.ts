@@ -15,13 +15,14 @@ import {
   chooseBaseUrl,
   fetchTransport,
   nodeTransport,
+  resolveLocation,
   unreachable,
   type HttpResponse,
   type HttpTransport,
 } from './http.js';
 import type { OciStore } from './layout.js';
 import { assertRepository, assertTag, isLoopbackHost } from './reference.js';
-import { checkDigest } from './refs.js';
+import { assertImageIndex, checkDigest, parseJson } from './refs.js';
 import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_MANIFEST_ACCEPT,
@@ -267,7 +268,8 @@ export class RegistryClient {
 
   /**
    * The referrers of `subject`: from the referrers API when the registry has it, else from the
-   * fallback tag `sha256-<hex>` (distribution spec 1.1), else none.
+   * fallback tag `sha256-<hex>` (distribution spec 1.1), else none. A list that is not JSON is an
+   * IntegrityError; one that is not an image index of descriptors, a ValidationError.
    */
   async getReferrers(repository: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
     assertRepository(repository);
@@ -276,13 +278,19 @@ export class RegistryClient {
       scope: pullScope(repository),
       headers: { accept: MediaType.ImageIndex },
     });
+    const what = `referrers of ${subject} from ${this.registry}/${repository}`;
+    const parseIndex = (body: Buffer): ImageIndex => {
+      const value = parseJson(body, what);
+      assertImageIndex(value, what);
+      return value;
+    };
     let index: ImageIndex | undefined;
-    if (res.status === 200) index = JSON.parse(res.body.toString('utf8')) as ImageIndex;
+    if (res.status === 200) index = parseIndex(res.body);
     else if (res.status !== 404) throw statusError(this.registry, 'GET', path, res);
     else {
       try {
         const fallback = await this.getManifest(repository, fallbackTag(subject), [MediaType.ImageIndex]);
-        index = JSON.parse(fallback.body.toString('utf8')) as ImageIndex;
+        index = parseIndex(fallback.body);
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
       }
@@ -348,7 +356,7 @@ export class RegistryClient {
       ) {
         if (++redirects > MAX_REDIRECTS)
           throw new UnavailableError(`${url.href}: more than ${MAX_REDIRECTS} redirects`);
-        url = new URL(location, url);
+        url = resolveLocation(location, url, this.registry);
         continue;
       }
       return res;
@@ -359,7 +367,7 @@ export class RegistryClient {
     const location = res.headers.location;
     if (!location)
       throw new KilnError('unavailable', `registry ${this.registry}: upload answer has no Location header`);
-    return new URL(location, new URL(from, await this.baseUrl()));
+    return resolveLocation(location, new URL(from, await this.baseUrl()), this.registry);
   }
 }
 

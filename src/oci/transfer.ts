@@ -3,11 +3,12 @@
  * by digest and by tag, then referrers) and pull (every blob verified).
  */
 import { IntegrityError, NotFoundError, ValidationError } from '../errors/index.js';
+import { hasIntactBlob } from './blob-check.js';
 import { canonicalJson } from './digest.js';
 import type { OciStore } from './layout.js';
 import { assertRepository, assertTag } from './reference.js';
 import { fallbackTag } from './registry-api.js';
-import { assertImageManifest, plainDescriptor } from './refs.js';
+import { assertImageIndex, assertImageManifest, parseJson, plainDescriptor } from './refs.js';
 import { MediaType, type Descriptor, type Digest, type ImageIndex, type ImageManifest } from './types.js';
 
 /** Where an image goes to or comes from in a registry. */
@@ -148,7 +149,10 @@ async function updateFallbackTag(
   let manifests: Descriptor[] = [];
   try {
     const existing = await client.getManifest(repo, tag, [MediaType.ImageIndex]);
-    manifests = [...((JSON.parse(existing.body.toString('utf8')) as ImageIndex).manifests ?? [])];
+    const what = `referrers index ${client.registry}/${repo}:${tag}`;
+    const index = parseJson(existing.body, what);
+    assertImageIndex(index, what);
+    manifests = [...index.manifests];
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }
@@ -165,7 +169,8 @@ async function updateFallbackTag(
 
 /**
  * Pulls `target` (by digest, else tag, else `latest`) into `store`: each blob is downloaded only
- * when missing, verified against its digest and size, and stored before the manifest, which is kept
+ * when missing or damaged, verified against its digest and size (a registry serving other bytes is
+ * refused with an IntegrityError naming the digest), and stored before the manifest, which is kept
  * byte for byte (so its digest is unchanged) and tagged `ref` when given.
  */
 export async function pullImage(
@@ -215,10 +220,12 @@ async function pullManifestTree(
       },
     ]);
   }
-  const manifest: unknown = JSON.parse(fetched.body.toString('utf8'));
+  const manifest = parseJson(fetched.body, where);
   assertImageManifest(manifest, where);
   for (const blob of [(manifest as ImageManifest).config, ...(manifest as ImageManifest).layers]) {
-    if (await store.hasBlob(blob.digest)) continue;
+    // A blob already here is used only when it hashes right; a damaged one is fetched again and
+    // putBlob writes it anew, so a pull also repairs the store.
+    if (await hasIntactBlob(store, blob)) continue;
     const data = await client.getBlob(repo, blob.digest);
     if (data.length !== blob.size) {
       throw new IntegrityError(

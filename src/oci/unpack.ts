@@ -24,16 +24,29 @@ import { ConflictError, IntegrityError, wrap } from '../errors/index.js';
 import { sha256Digest } from './digest.js';
 import { randomSuffix, syncDir } from './fsutil.js';
 import { readLayer, type ReadLayerLimits } from './tar-read.js';
-import type { LayerEntry } from './types.js';
+import type { Digest, LayerEntry } from './types.js';
 
 /** Options for {@link unpackLayers}. */
 export interface UnpackOptions {
   /** Limits applied to each layer as it is read. */
   readonly limits?: ReadLayerLimits;
+  /**
+   * The layers' digests, from the manifest, one per layer: a layer that hashes to anything else is
+   * refused (IntegrityError naming the digest) before any of its entries is applied.
+   * @default none: the layers are taken as given
+   */
+  readonly digests?: readonly Digest[];
   /** chown entries to the uid/gid in the tar. @default true when running as root */
   readonly preserveOwnership?: boolean;
   /** Create character and block devices (needs root); otherwise a device entry is refused. @default false */
   readonly allowDevices?: boolean;
+  /**
+   * An unpacked tree of the layers below `layers` to start from: it is copied with hard links
+   * (`cp -al`; directories are real copies) and `layers` are applied on top. Safe because every
+   * entry a layer writes replaces the file (a new inode), never writes into it, so `onto` is never
+   * changed. @default an empty root
+   */
+  readonly onto?: string;
 }
 
 /** Most symlinks followed while resolving one path, as in Linux (`ELOOP`). */
@@ -50,30 +63,45 @@ const OPAQUE_WHITEOUT = '.wh..wh..opq';
  *
  * Refused, with an IntegrityError naming the layer and entry: `..` and absolute paths, writing
  * through a symlink that leaves the root (a relative target climbing above it, or a target that is
- * the root itself, as `evil -> /`), hard links whose target passes through a symlink, and device
- * nodes unless `allowDevices`. A symlink with an absolute target is followed relative to the root
- * (`lib -> /usr/lib` means `<root>/usr/lib`), as the image's runtime will see it. Modes (setuid
- * included), owners (when `preserveOwnership`) and mtimes come from the tar.
+ * the root itself, as `evil -> /`), hard links whose target passes through a symlink, does not
+ * exist yet or is a directory, a path listed twice in one layer (but for a directory listed again),
+ * device nodes unless `allowDevices`, and whatever {@link readLayer} refuses. A symlink with an
+ * absolute target is followed relative to the root (`lib -> /usr/lib` means `<root>/usr/lib`), as
+ * the image's runtime will see it. FIFOs are created. Modes (setuid and setgid included: images
+ * ship `su` and `passwd`), owners (when `preserveOwnership`) and mtimes come from the tar.
  */
 export async function unpackLayers(
   layers: readonly Buffer[],
   destDir: string,
   options: UnpackOptions = {},
 ): Promise<void> {
+  if (options.digests !== undefined && options.digests.length !== layers.length) {
+    throw new IntegrityError(
+      `unpacking: ${layers.length} layers were given with ${options.digests.length} digests; give one digest per layer`,
+    );
+  }
   const dest = resolve(destDir);
   if (await lstat(dest).catch(() => undefined)) {
     throw new ConflictError(`${dest} already exists; unpack into a new directory`);
   }
   await mkdir(dirname(dest), { recursive: true });
   const tmp = `${dest}.tmp-${randomSuffix()}`;
-  await mkdir(tmp, { mode: 0o755 });
+  if (options.onto === undefined) await mkdir(tmp, { mode: 0o755 });
+  else await execa('cp', ['-al', '--', resolve(options.onto), tmp]);
   try {
     const unpacker = new Unpacker(tmp, {
       preserveOwnership: options.preserveOwnership ?? process.getuid?.() === 0,
       allowDevices: options.allowDevices ?? false,
     });
     for (const [i, layer] of layers.entries()) {
-      const context = `unpacking layer ${i} (${sha256Digest(layer)})`;
+      const actual = sha256Digest(layer);
+      const context = `unpacking layer ${i} (${actual})`;
+      const expected = options.digests?.[i];
+      if (expected !== undefined && expected !== actual) {
+        throw new IntegrityError(
+          `unpacking layer ${i}: its content hashes to ${actual}, not its digest ${expected}; the layer is damaged or was tampered with`,
+        );
+      }
       let entries: LayerEntry[];
       try {
         entries = await readLayer(layer, options.limits);
@@ -114,13 +142,33 @@ class Unpacker {
 
   async applyLayer(entries: readonly LayerEntry[], context: string): Promise<void> {
     this.touched = new Set();
+    // The image spec forbids duplicates: one path shown to a scanner, another applied.
+    const seen = new Map<string, LayerEntry['type']>();
     for (const entry of entries) {
       try {
+        const before = seen.get(entry.path);
+        if (before !== undefined && (before !== 'directory' || entry.type !== 'directory')) {
+          throw new IntegrityError(
+            `"${entry.path}" appears more than once in the layer (a ${before}, then a ${entry.type}); a layer lists each path once`,
+          );
+        }
+        seen.set(entry.path, entry.type);
         await this.applyEntry(entry);
       } catch (err) {
-        throw wrap(`${context}: entry "${entry.path}"`, err);
+        throw wrap(`${context}: entry "${entry.path}"`, this.explain(err));
       }
     }
+  }
+
+  /** A system error a hostile entry can provoke, as an IntegrityError that says what to do. */
+  private explain(err: unknown): unknown {
+    if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      return new IntegrityError(
+        `the path is too long to create under ${this.root} (ENAMETOOLONG): unpack into a directory with a shorter path`,
+        { cause: err },
+      );
+    }
+    return err;
   }
 
   async finish(): Promise<void> {

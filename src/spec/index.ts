@@ -3,4 +3,6 @@ export * from './schema.js';
 export * from './define.js';
 export * from './load.js';
 export * from './service.js';
+export * from './chaos.js';
+export * from './trust.js';
 export * from './units.js';

@@ -6,6 +6,7 @@ import { createJiti } from 'jiti';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { NotFoundError, ValidationError, type ValidationIssue } from '../errors/index.js';
+import { resolveTrustKeyPaths } from './trust.js';
 import {
   appSchema,
   fileSchema,
@@ -84,7 +85,7 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
       { path: '', message: `unknown config type "${ext}"`, fix: `name it ${CONFIG_FILE_NAMES.join(' or ')}` },
     ]);
   }
-  const stack = validateStack(raw, abs, locate);
+  const stack = resolveTrustKeyPaths(validateStack(raw, abs, locate), path.dirname(abs));
   return { file: abs, dir: path.dirname(abs), stack };
 }
 

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { chaosSchema } from './chaos.js';
+import { trustSchema } from './trust.js';
 import { bytesSchema, durationSchema } from './units.js';
 
 /** How often a health check runs unless `health.interval` says otherwise. */
@@ -332,8 +334,84 @@ export const serviceSchema = z
     tier: z.number().int().min(0).max(100).default(1),
     /** The chaos monkey for this service; off by default. */
     chaos: chaosSchema.prefault({}),
+    /**
+     * `stateless` instances are interchangeable behind the router. `stateful` ones have stable
+     * identities `<name>-0` … `<name>-<replicas-1>`, identity k listening on `port + k` (no router),
+     * each with its own `volumes`; an update replaces one at a time, highest ordinal first.
+     * @default "stateless"
+     */
+    kind: z.enum(['stateless', 'stateful']).default('stateless'),
+    /** Persistent volumes, one set per identity; stateful services only. */
+    volumes: z.array(volumeSchema).default([]),
+    /**
+     * Stateful services: a check that must pass once after a replaced instance is healthy before
+     * the update moves on (for example: its replication has caught up). Same forms as `health`.
+     */
+    ready: healthSchema.optional(),
+    /** Configuration files mounted read-only into every instance of the release. */
+    config: configFilesSchema.optional(),
+    /**
+     * The keys an image must be signed by to be deployed as this service.
+     * @default the project's own signing key, `.kiln/keys/signing.pub`
+     */
+    trust: trustSchema.optional(),
+    /** What happens to an instance that is no longer exactly its release. */
+    drift: z
+      .object({
+        /** `replace` the tainted instance (the default), or only `alert` (taint, event, status). */
+        action: z.enum(['replace', 'alert']).default('replace'),
+        /** How long after a `kiln exec` session ends its instance is replaced. @default "1m" */
+        execGrace: durationSchema.prefault('1m'),
+      })
+      .strict()
+      .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((svc, ctx) => {
+    if (svc.kind !== 'stateful') {
+      for (const field of ['volumes', 'ready'] as const) {
+        if (field === 'volumes' ? svc.volumes.length === 0 : svc.ready === undefined) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `"${field}" applies only to stateful services; add kind: "stateful", or remove "${field}"`,
+        });
+      }
+      return;
+    }
+    if (svc.strategy.type !== 'rolling') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'type'],
+        message: `a stateful service is updated one instance at a time, highest ordinal first, never by ${svc.strategy.type}; remove "strategy"`,
+      });
+    }
+    if (svc.port + Math.max(0, svc.replicas - 1) > 65535) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: `identity k listens on port + k, so ${svc.replicas} replicas from port ${svc.port} go past 65535; choose a lower port`,
+      });
+    }
+    const seen = new Map<string, number>();
+    const paths = new Set<string>();
+    svc.volumes.forEach((v, i) => {
+      if (seen.has(v.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['volumes', i, 'name'],
+          message: `volume "${v.name}" is declared twice; give each volume its own name`,
+        });
+      if (paths.has(v.path) || v.path === svc.config?.path)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['volumes', i, 'path'],
+          message: `${v.path} is mounted twice; give each volume (and config) its own path`,
+        });
+      seen.set(v.name, i);
+      paths.add(v.path);
+    });
+  });
 
 /** A service as written by the user. */
 export type ServiceInput = z.input<typeof serviceSchema>;

@@ -60,6 +60,8 @@ export function httpStatusOf(err: unknown): number {
       return 404;
     case 'conflict':
       return 409;
+    case 'integrity':
+      return 422;
     case 'unavailable':
       return 503;
     default:
