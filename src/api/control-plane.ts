@@ -113,9 +113,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       ...(options.runtime ? { runtime: options.runtime } : {}),
     });
     closers.push(() => driver.close());
-    const controller = new FleetController({ store, driver, router, images, log });
+    const controller = new FleetController({ store, driver, router, images, log, dataDir: options.home });
     await controller.start();
     closers.push(() => controller.close());
+    // Known state: every instance is checked against its release in the background; one that
+    // drifted is tainted, and replaced unless its service says only `alert`.
+    const drift = new DriftWatch({
+      store,
+      driver,
+      host: '127.0.0.1',
+      taint: (id, reason, message, replace) => controller.taint(id, reason, message, replace),
+      log,
+    });
+    drift.start(options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS);
+    closers.push(() => drift.close());
     const declared = async (name: string): Promise<ServiceSpec> => {
       const all = await options.services();
       const found = all.find((s) => s.name === name);

@@ -67,6 +67,7 @@ export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
     state: i.state,
     stateSince: i.stateSince,
     ...(i.role !== undefined ? { role: i.role } : {}),
+    ...(i.ordinal !== undefined ? { identity: `${i.service}-${i.ordinal}` } : {}),
     health: {
       status: i.health.status,
       failures: i.health.failures,

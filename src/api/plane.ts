@@ -358,8 +358,12 @@ export class FleetPlane implements ControlPlane {
     const host = this.#o.host ?? '127.0.0.1';
     return {
       name,
-      url: `http://${host}:${spec.port}/`,
+      url:
+        spec.kind === 'stateful'
+          ? `tcp://${host}:${spec.port}${spec.replicas > 1 ? `-${spec.port + spec.replicas - 1}` : ''}`
+          : `http://${host}:${spec.port}/`,
       port: spec.port,
+      ...(spec.kind === 'stateful' ? { kind: 'stateful' as const } : {}),
       replicas: spec.replicas,
       strategy: spec.strategy.type,
       tier: spec.tier,

@@ -71,6 +71,8 @@ export interface InstanceJson {
   readonly stateSince: string;
   /** A canary analysis's `baseline` (old release) or `canary` (new release); absent on stable instances. */
   readonly role?: 'baseline' | 'canary';
+  /** A stateful service's identity, such as `db-1`; absent on stateless instances. */
+  readonly identity?: string;
   readonly health: {
     readonly status: 'unknown' | 'passing' | 'failing';
     readonly failures: number;
@@ -82,9 +84,14 @@ export interface InstanceJson {
 /** `kiln status --json`: one element per declared service, sorted by name. */
 export interface ServiceStatusJson {
   readonly name: string;
-  /** The router's URL for the service, such as `http://127.0.0.1:8080/`. */
+  /**
+   * The router's URL for the service, such as `http://127.0.0.1:8080/`; for a stateful service,
+   * its identities' addresses, `tcp://127.0.0.1:7000-7002` (identity k on port + k).
+   */
   readonly url: string;
   readonly port: number;
+  /** Present on stateful services: identities with volumes, updated one at a time. */
+  readonly kind?: 'stateful';
   readonly replicas: number;
   readonly strategy: 'rolling' | 'bluegreen' | 'canary';
   readonly tier: number;

@@ -66,6 +66,8 @@ export function imageConfig(options: {
   const cmd = image.cmd ?? (image.entrypoint ? undefined : base?.config.Cmd);
   const ports: Record<string, Record<string, never>> = { ...(base?.config.ExposedPorts ?? {}) };
   for (const p of image.ports) ports[typeof p === 'number' || !p.includes('/') ? `${p}/tcp` : p] = {};
+  const volumes: Record<string, Record<string, never>> = { ...(base?.config.Volumes ?? {}) };
+  for (const v of image.volumes) volumes[v] = {};
   const labels = { ...(base?.config.Labels ?? {}), ...image.labels };
   const user = options.resolvedUser ?? image.user ?? base?.config.User;
   const workdir = image.workdir ?? base?.config.WorkingDir;
@@ -82,6 +84,7 @@ export function imageConfig(options: {
       ...(workdir ? { WorkingDir: workdir } : {}),
       ...(user ? { User: user } : {}),
       ...(Object.keys(ports).length ? { ExposedPorts: sortRecord(ports) } : {}),
+      ...(Object.keys(volumes).length ? { Volumes: sortRecord(volumes) } : {}),
       ...(Object.keys(labels).length ? { Labels: sortRecord(labels) } : {}),
     },
     rootfs: {
@@ -94,4 +97,24 @@ export function imageConfig(options: {
 
 function sortRecord<T>(r: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * `user: app` as the numeric `uid:gid` a bake stores, so every OCI runtime runs it the same way:
+ * found among the users of the image and of the images it is built on. A numeric user, or a name
+ * no image declares, is left as it is.
+ */
+export function resolveUser(images: readonly ImageSpec[], image: ImageSpec): { resolvedUser?: string } {
+  if (!image.user || /^\d+(:\d+)?$/.test(image.user)) return {};
+  const seen = new Set<string>();
+  for (
+    let img: ImageSpec | undefined = image;
+    img && !seen.has(img.name);
+    img = images.find((i) => i.name === img!.from)
+  ) {
+    seen.add(img.name);
+    const u = img.users.find((x) => x.name === image.user);
+    if (u) return { resolvedUser: `${u.uid}:${u.gid ?? u.uid}` };
+  }
+  return {};
 }

@@ -116,7 +116,17 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
     built.push({ kind: 'packages', layer, createdBy: `kiln: packages ${own.map((p) => p.name).join(' ')}` });
   }
 
-  const files = await fileEntries(image.files, ctx.config.dir, file);
+  const files = [
+    ...(await fileEntries(image.files, ctx.config.dir, file)),
+    // Mount points: empty directories, so a volume can be mounted on the read-only root.
+    ...image.volumes.map((v): LayerEntry => ({
+      path: v.slice(1),
+      type: 'directory',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+    })),
+  ];
   const hasShell = locked.some((p) => p.name === 'dash' || p.name === 'bash');
   const needsAccounts = image.users.length > 0 || image.groups.length > 0 || (own.length > 0 && !base);
   if (needsAccounts || files.length > 0) {

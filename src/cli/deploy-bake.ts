@@ -12,13 +12,14 @@ import { aptRootFromEnv, loadFromOptions } from './common.js';
 /**
  * Bakes what `service` (or `--image`) needs, when that is this project's image; else does nothing,
  * or, with `required` (an explicit `--bake`), throws a ValidationError saying why it cannot.
+ * When it baked, says whether the service is stateful (which has no strategy to choose).
  */
 export async function bakeBeforeDeploy(
   cmd: Command,
   service: string,
   opts: { readonly image?: string; readonly server?: string; readonly required?: boolean },
   env: NodeJS.ProcessEnv = process.env,
-): Promise<void> {
+): Promise<{ readonly stateful: boolean } | void> {
   const cannot = (message: string, fix: string): void => {
     if (opts.required) throw new ValidationError(undefined, [{ path: '--bake', message, fix }]);
   };
@@ -47,4 +48,5 @@ export async function bakeBeforeDeploy(
     ...aptRootFromEnv(),
   });
   if (baked && !baked.upToDate) process.stderr.write(`image ${image}: baked ${baked.digest.slice(0, 19)}\n`);
+  return { stateful: config.stack.services.find((s) => s.name === service)?.kind === 'stateful' };
 }

@@ -112,8 +112,10 @@ export function deployCommand(): Command {
       // without it, deploy bakes a stale project image when it can and keeps the service's strategy.
       // With both --bake and --no-bake declared, commander leaves `bake` unset unless one is given.
       const fast = opts.bake === true;
-      if (opts.bake !== false) await bakeBeforeDeploy(cmd, service, { ...opts, required: fast });
-      const strategy = opts.strategy ?? (fast ? 'bluegreen' : undefined);
+      const baked =
+        opts.bake !== false ? await bakeBeforeDeploy(cmd, service, { ...opts, required: fast }) : undefined;
+      // A stateful service has one update (one identity at a time), so --bake keeps it.
+      const strategy = opts.strategy ?? (fast && baked?.stateful !== true ? 'bluegreen' : undefined);
       const api = await clientFor(cmd, opts);
       const result = await api.deploy(service, {
         ...(opts.image === undefined ? {} : { image: opts.image }),

@@ -46,6 +46,11 @@ export interface ControllerOptions {
   readonly stopGraceMs?: number;
   /** Diagnostics (one line each). @default nothing */
   readonly log?: (line: string) => void;
+  /**
+   * Where stateful volumes and release config files live (the control plane's `.kiln` home).
+   * @default none: a service with volumes or config files cannot start
+   */
+  readonly dataDir?: string;
 }
 
 /**
@@ -81,7 +86,7 @@ export class FleetController {
       clock: this.#clock,
       prober: options.prober ?? liveProber,
       exec: (id) => async (args, timeoutMs) => options.driver.exec(id, args, { timeoutMs }),
-      changed: (t, from) => this.#changed(t, from),
+      changed: (t, from, phaseChanged) => this.#changed(t, from, phaseChanged),
     });
     this.#executor = new Executor({
       store: options.store,
@@ -96,7 +101,25 @@ export class FleetController {
       stopGraceMs: options.stopGraceMs ?? 5_000,
       kick: () => this.kick(),
       log: options.log ?? (() => {}),
+      ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
     });
+  }
+
+  /**
+   * Taints instance `id`: the cause is recorded (the first one stays) with a `drift.detected`
+   * event, and with `replace` the instance enters phase `tainted`, so the next pass replaces it.
+   * An instance already stopped is left alone.
+   */
+  taint(id: string, reason: string, message: string, replace: boolean): void {
+    const { store } = this.#options;
+    const record = store.instances.find(id);
+    if (!record || record.state === 'stopped') return;
+    if (record.taint === undefined) {
+      store.instances.update(id, { taint: { reason, message } });
+      store.events.append({ kind: 'drift.detected', service: record.service, subject: id, reason, message });
+    }
+    const t = this.#tracker.get(id);
+    if (replace && t && !t.stopping) this.#tracker.apply(t, { type: 'tainted', reason });
   }
 
   /** The router's per-backend counters, for `kiln status`, the API and the canary judge. */
@@ -220,7 +243,11 @@ export class FleetController {
     return out;
   }
 
-  #changed(t: Tracked, from: InstancePhase): void {
+  #changed(t: Tracked, from: InstancePhase, phaseChanged = true): void {
+    if (!phaseChanged) {
+      this.kick();
+      return;
+    }
     this.#options.store.events.append({
       kind: `instance.${t.state.phase}`,
       service: t.service,

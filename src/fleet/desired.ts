@@ -99,6 +99,7 @@ export function desiredOf(view: ServiceView): DesiredService | undefined {
     name: view.name,
     replicas: spec.replicas,
     port: spec.port,
+    ...(spec.kind === 'stateful' ? { kind: 'stateful' as const } : {}),
     strategy,
     release: refOf(current),
     ...(active

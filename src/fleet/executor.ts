@@ -9,6 +9,7 @@ import type { Digest } from '../oci/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { Backend, TrafficRouter } from '../traffic/index.js';
 import { releaseSpec } from './desired.js';
+import { instanceEnv, instanceMounts, readyOf } from './stateful.js';
 import type { ImageCatalog } from './images.js';
 import { PortPicker } from './ports.js';
 import { recordOutcome } from './outcome.js';
@@ -32,6 +33,8 @@ export interface ExecutorOptions {
   readonly stopGraceMs: number;
   readonly kick: () => void;
   readonly log: (line: string) => void;
+  /** Where stateful volumes (`volumes/`) and release config files (`config/`) live. */
+  readonly dataDir?: string;
 }
 
 export class Executor {
@@ -74,7 +77,7 @@ export class Executor {
       }
       if (!tracked) {
         const spec = releaseSpec(store.releases.get(record.service, record.release)).service;
-        const t = tracker.track(record, spec.health);
+        const t = tracker.track(record, spec.health, readyOf(spec));
         this.#o.log(`adopted ${t.id} (${t.service} ${t.release}, ${t.state.phase})`);
         // An instance whose start was in flight when the last control plane died has no
         // `instance.started`; this is where the log learns it runs.
@@ -140,7 +143,7 @@ export class Executor {
       starts.map(async (a) => {
         const backoff = this.#backoff.get(a.service);
         if (backoff && backoff.until > now) return;
-        await this.#start(a.service, a.release.name, a.role);
+        await this.#start(a.service, a.release.name, a.role, a.ordinal);
       }),
     );
     for (const a of actions) if (a.type === 'rollout') this.#rollout(a);
@@ -163,30 +166,26 @@ export class Executor {
     this.#routes.clear();
   }
 
-  async #start(service: string, release: string, role?: InstanceRole): Promise<void> {
+  async #start(service: string, release: string, role?: InstanceRole, ordinal?: number): Promise<void> {
     const { store, driver, tracker } = this.#o;
     const rel = store.releases.get(service, release as `r${number}`);
     const spec = releaseSpec(rel);
-    const record = await this.#record(service, rel.number, role);
+    const record =
+      ordinal === undefined
+        ? await this.#record(service, rel.number, role)
+        : this.#recordIdentity(service, rel.number, spec.service.port + ordinal, ordinal);
     if (!record) return;
-    tracker.track(record, spec.service.health);
+    tracker.track(record, spec.service.health, readyOf(spec.service));
     const port = record.port!;
     try {
+      const mounts = await instanceMounts(this.#o.dataDir, spec, rel.name, ordinal);
       await driver.start({
         id: record.id,
         service,
         release: rel.name,
         digest: rel.digest as Digest,
         args: spec.process.args,
-        env: {
-          ...spec.process.env,
-          ...spec.service.env,
-          PORT: String(port),
-          KILN_SERVICE: service,
-          KILN_RELEASE: rel.name,
-          KILN_INSTANCE: record.id,
-          ...(role ? { KILN_ROLE: role } : {}),
-        },
+        env: instanceEnv(spec, record, this.#o.host),
         cwd: spec.process.cwd,
         user: spec.process.user,
         port,
@@ -194,7 +193,13 @@ export class Executor {
           ? { memoryBytes: spec.service.resources.memory }
           : {}),
         ...(spec.service.resources.cpus !== undefined ? { cpus: spec.service.resources.cpus } : {}),
-        labels: { 'kiln.service': service, 'kiln.release': rel.name, ...(role ? { 'kiln.role': role } : {}) },
+        ...(mounts.length > 0 ? { mounts } : {}),
+        labels: {
+          'kiln.service': service,
+          'kiln.release': rel.name,
+          ...(role ? { 'kiln.role': role } : {}),
+          ...(ordinal === undefined ? {} : { 'kiln.identity': `${service}-${ordinal}` }),
+        },
       });
       store.events.append({
         kind: 'instance.started',
@@ -217,6 +222,20 @@ export class Executor {
       });
       this.#delay(service);
       await driver.stop(record.id).catch(() => {});
+    }
+  }
+
+  /**
+   * Records a stateful identity's new instance on its fixed port. The store refuses a second live
+   * instance of one identity; that, or the port held by another program, backs the service off.
+   */
+  #recordIdentity(service: string, release: number, port: number, ordinal: number) {
+    try {
+      return this.#o.store.instances.create({ service, release, port, ordinal });
+    } catch (err) {
+      this.#o.log(`${service}-${ordinal}: not started: ${err instanceof Error ? err.message : String(err)}`);
+      this.#delay(service);
+      return undefined;
     }
   }
 

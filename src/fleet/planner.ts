@@ -1,5 +1,6 @@
 import { MAX_BACKEND_WEIGHT } from '../traffic/index.js';
 import { canaryPlacement, instanceWeights, rollingStep } from './counts.js';
+import { planStateful } from './planner-stateful.js';
 import type { Action, DesiredService, ObservedInstance, ReleaseRef, StopReason } from './types.js';
 
 /**
@@ -39,6 +40,7 @@ interface Context {
 const isLive = (i: ObservedInstance) => i.phase === 'starting' || i.phase === 'healthy';
 
 function planService(svc: DesiredService, instances: readonly ObservedInstance[], now: number): Action[] {
+  if (svc.kind === 'stateful') return planStateful(svc, instances, now);
   const ctx: Context = { svc, now, actions: [], live: [] };
   reconcileFailures(ctx, instances);
   const rollout = svc.rollout;

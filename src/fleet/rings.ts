@@ -122,7 +122,9 @@ export class RingRunner {
         const out = await deploy(this.#ctx, {
           service: s.service,
           image: s.digest,
-          strategy: 'canary',
+          // A stateful service cannot run a baseline beside its identities: it is updated one
+          // instance at a time, and the wave waits for it like any other.
+          strategy: (await this.#ctx.declared(s.service)).kind === 'stateful' ? 'rolling' : 'canary',
           actor: `ring ${ring.id}`,
           reason: `base ${ring.base} (${ring.baseDigest.slice(0, 19)}) via ring ${ring.id}, tier ${wave.tier}`,
         });

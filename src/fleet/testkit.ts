@@ -162,9 +162,15 @@ export class Harness {
     this.controller = this.#controller();
   }
 
-  readonly prober: Prober = async (target) => {
+  /** Stateful identities (`db-2`) whose `ready` check (an exec of `ready`) does not pass. */
+  readonly unready = new Set<string>();
+  /** Where stateful volumes and config files go; set it before the controller starts. */
+  dataDir: string | undefined;
+
+  readonly prober: Prober = async (target, health) => {
     const inst = this.host.find(target.id);
     if (!inst || inst.state !== 'running' || this.sick.has(target.id)) return false;
+    if (health.exec?.[0] === 'ready') return !this.unready.has(inst.spec.labels?.['kiln.identity'] ?? '');
     return !this.brokenDigests.has(inst.spec.digest);
   };
 
@@ -178,7 +184,14 @@ export class Harness {
       resyncMs: 100,
       drainTimeoutMs: 100,
       stopGraceMs: 10,
+      ...(this.dataDir !== undefined ? { dataDir: this.dataDir } : {}),
     });
+  }
+
+  /** A new controller (after setting `dataDir`, say), before `controller.start()`. */
+  async renew(): Promise<void> {
+    await this.controller.close();
+    this.controller = this.#controller();
   }
 
   declare(input: Partial<ServiceInput> & { name: string }): ServiceSpec {

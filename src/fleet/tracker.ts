@@ -33,6 +33,12 @@ export interface Tracked {
   readonly role?: InstanceRole;
   readonly port: number;
   readonly health: HealthSpec;
+  /** A stateful identity's ordinal. */
+  readonly ordinal?: number;
+  /** A stateful service's `ready` check, run after the instance is healthy until it passes once. */
+  readonly ready?: HealthSpec;
+  /** The `ready` check has passed (true from the start when there is none). */
+  readyPassed: boolean;
   state: InstanceHealth;
   nextProbe: number;
   probing: boolean;
@@ -49,8 +55,11 @@ export interface TrackerOptions {
   readonly clock: () => number;
   readonly prober: Prober;
   readonly exec: (id: string) => ExecProbe;
-  /** Called when an instance's phase changed. */
-  readonly changed: (instance: Tracked, from: InstancePhase) => void;
+  /**
+   * Called when an instance's phase changed, or (with `phaseChanged` false) when it became ready;
+   * the controller records phase changes as events and reconciles.
+   */
+  readonly changed: (instance: Tracked, from: InstancePhase, phaseChanged?: boolean) => void;
 }
 
 /** The tracked instances, keyed by id. */
@@ -71,7 +80,7 @@ export class InstanceTracker {
   }
 
   /** Starts tracking an instance from its record (a new one, or one adopted after a restart). */
-  track(record: InstanceRecord, health: HealthSpec): Tracked {
+  track(record: InstanceRecord, health: HealthSpec, ready?: HealthSpec): Tracked {
     const now = this.#options.clock();
     const phase: InstancePhase = record.state === 'stopped' ? 'stopped' : record.state;
     const tracked: Tracked = {
@@ -81,6 +90,9 @@ export class InstanceTracker {
       ...(record.role ? { role: record.role } : {}),
       port: record.port ?? 0,
       health,
+      ...(record.ordinal === undefined ? {} : { ordinal: record.ordinal }),
+      ...(ready ? { ready } : {}),
+      readyPassed: ready === undefined,
       state: { phase, failures: record.health.failures, since: Date.parse(record.stateSince) || now },
       nextProbe: now,
       probing: false,
@@ -105,6 +117,9 @@ export class InstanceTracker {
         phase: t.state.phase,
         since: t.state.since,
         ...(t.role ? { role: t.role } : {}),
+        ...(t.ordinal === undefined ? {} : { ordinal: t.ordinal }),
+        ...(t.stopping ? { stopping: true } : {}),
+        ...(t.ready ? { ready: t.readyPassed } : {}),
       }));
   }
 
@@ -154,18 +169,40 @@ export class InstanceTracker {
   #probe(t: Tracked): void {
     t.probing = true;
     const { host, prober, exec, clock } = this.#options;
-    void prober({ id: t.id, host, port: t.port }, t.health, exec(t.id))
+    const target = { id: t.id, host, port: t.port };
+    void prober(target, t.health, exec(t.id))
       .catch(() => false)
-      .then((ok) => {
-        t.probing = false;
+      .then(async (ok) => {
         if (!isProbed(t)) return;
         try {
           this.apply(t, { type: 'probe', ok });
         } catch {
           // The record changed under us (stopped meanwhile): the next pass sees it.
         }
-        t.nextProbe = clock() + (t.state.phase === 'starting' ? STARTING_PROBE_MS : t.health.interval);
+        if (t.ready && !t.readyPassed && t.state.phase === 'healthy') {
+          const ready = await prober(target, t.ready, exec(t.id)).catch(() => false);
+          if (ready && isProbed(t) && t.state.phase === 'healthy') this.#readied(t);
+        }
+      })
+      .finally(() => {
+        t.probing = false;
+        const waiting = t.ready !== undefined && !t.readyPassed ? t.ready.interval : Infinity;
+        t.nextProbe =
+          clock() + (t.state.phase === 'starting' ? STARTING_PROBE_MS : Math.min(t.health.interval, waiting));
       });
+  }
+
+  /** The instance's `ready` check passed: recorded as an event and reported, so the update moves on. */
+  #readied(t: Tracked): void {
+    t.readyPassed = true;
+    this.#options.store.events.append({
+      kind: 'instance.ready',
+      service: t.service,
+      subject: t.id,
+      reason: 'ready',
+      message: `${t.id} (${t.release}) passed its ready check`,
+    });
+    this.#options.changed(t, t.state.phase, false);
   }
 }
 

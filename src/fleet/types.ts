@@ -15,6 +15,12 @@ export interface ObservedInstance {
   readonly since: number;
   /** A canary analysis's baseline (old release) or canary (new release); absent on stable instances. */
   readonly role?: InstanceRole;
+  /** A stateful identity's ordinal (`db-1` is 1); absent on stateless instances. */
+  readonly ordinal?: number;
+  /** The controller is stopping it: it still holds its identity (port, volume) until it is gone. */
+  readonly stopping?: boolean;
+  /** A stateful service's `ready` check has passed since it became healthy (always true without one). */
+  readonly ready?: boolean;
 }
 
 /** A release the planner may run: its name and image digest. */
@@ -40,8 +46,10 @@ export interface RolloutState {
 export interface DesiredService {
   readonly name: string;
   readonly replicas: number;
-  /** The loopback port the router serves the service on. */
+  /** The loopback port the router serves the service on; a stateful identity k listens on port + k. */
   readonly port: number;
+  /** Stateful services keep identities and are updated one instance at a time. @default stateless */
+  readonly kind?: 'stateless' | 'stateful';
   readonly strategy: StrategySpec;
   /** The release that should be running once any rollout is over. */
   readonly release: ReleaseRef;
@@ -62,6 +70,8 @@ export type Action =
       readonly service: string;
       readonly release: ReleaseRef;
       readonly role?: InstanceRole;
+      /** A stateful identity to start. */
+      readonly ordinal?: number;
     }
   | {
       readonly type: 'stop';

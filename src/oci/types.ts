@@ -77,6 +77,7 @@ export interface ImageConfig {
     readonly Cmd?: readonly string[];
     readonly WorkingDir?: string;
     readonly ExposedPorts?: Readonly<Record<string, Record<string, never>>>;
+    readonly Volumes?: Readonly<Record<string, Record<string, never>>>;
     readonly Labels?: Readonly<Record<string, string>>;
     readonly StopSignal?: string;
   };

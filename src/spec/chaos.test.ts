@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../errors/index.js';
 import { validateStack } from './load.js';
-import { chaosSchema, isTimeZone, parseHours, serviceSchema } from './service.js';
+import { chaosSchema, isTimeZone, parseHours } from './chaos.js';
+import { serviceSchema } from './service.js';
 
 const service = { name: 'api', image: 'web', port: 8080 };
 

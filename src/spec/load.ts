@@ -70,7 +70,23 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
         })),
       );
     }
-    raw = doc.toJS() ?? {};
+    try {
+      raw = doc.toJS() ?? {};
+    } catch (err) {
+      // The yaml library throws (a ReferenceError) for an alias with no anchor, and for aliases
+      // that would expand into a huge document (the "billion laughs" attack).
+      throw new ValidationError(
+        abs,
+        [
+          {
+            path: '',
+            message: `cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+            fix: 'define each anchor (&name) before its aliases (*name), and use aliases sparingly',
+          },
+        ],
+        { cause: err },
+      );
+    }
     locate = (p) => {
       for (let n = p.length; n > 0; n--) {
         const node = doc.getIn(p.slice(0, n) as unknown[], true);
@@ -95,7 +111,23 @@ export function validateStack(
   file: string | undefined,
   locate: (p: readonly PropertyKey[]) => string = () => '',
 ): StackSpec {
-  const parsed = stackSchema.safeParse(raw);
+  let parsed: ReturnType<typeof stackSchema.safeParse>;
+  try {
+    parsed = stackSchema.safeParse(raw);
+  } catch (err) {
+    // A config module's value ran code while being read (a getter, a Proxy) and that code threw.
+    throw new ValidationError(
+      file,
+      [
+        {
+          path: '',
+          message: `could not be read: ${err instanceof Error ? err.message : String(err)}`,
+          fix: 'export plain data (objects, arrays, strings, numbers) from the config',
+        },
+      ],
+      { cause: err },
+    );
+  }
   if (!parsed.success) {
     throw new ValidationError(
       file,
@@ -242,16 +274,54 @@ function checkServices(stack: StackSpec, images: ReadonlyMap<string, number>): V
         fix: 'give each service a unique name',
       });
     } else names.set(svc.name, i);
-    const other = ports.get(svc.port);
-    if (other !== undefined) {
+    // A stateful service's identity k listens on port + k: each of those ports is its own.
+    const span = svc.kind === 'stateful' ? Math.max(1, svc.replicas) : 1;
+    for (let k = 0; k < span; k++) {
+      const port = svc.port + k;
+      const other = ports.get(port);
+      if (other !== undefined) {
+        issues.push({
+          path: `services[${i}].port`,
+          message:
+            k === 0
+              ? `port ${port} is already the port of service "${other}"`
+              : `identity ${svc.name}-${k} would listen on port ${port}, which is already the port of service "${other}"`,
+          fix: 'give each service its own port (a stateful service takes port … port + replicas - 1)',
+        });
+        break;
+      }
+      ports.set(port, svc.name);
+    }
+    const image = images.has(svc.image) ? stack.images[images.get(svc.image)!] : undefined;
+    if (!image) return;
+    const mountPoints = volumesOf(stack, image);
+    const mounts = [
+      ...svc.volumes.map((v, k) => ({ path: v.path, at: `services[${i}].volumes[${k}].path` })),
+      ...(svc.config ? [{ path: svc.config.path, at: `services[${i}].config.path` }] : []),
+    ];
+    for (const m of mounts) {
+      if (mountPoints.has(m.path)) continue;
       issues.push({
-        path: `services[${i}].port`,
-        message: `port ${svc.port} is already the port of service "${other}"`,
-        fix: 'give each service its own port',
+        path: m.at,
+        message: `${m.path} is not a mount point of image "${image.name}" (its root is read-only, so the directory must be in the image)`,
+        fix: `add "${m.path}" to the volumes of image "${image.name}"`,
       });
-    } else ports.set(svc.port, svc.name);
+    }
   });
   return issues;
+}
+
+/** The mount points an image declares, with those of the images it is built on. */
+function volumesOf(stack: StackSpec, image: StackSpec['images'][number]): Set<string> {
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  for (let img: typeof image | undefined = image; img && !seen.has(img.name);) {
+    seen.add(img.name);
+    for (const v of img.volumes) out.add(v);
+    const from: string = img.from;
+    img = stack.images.find((x) => x.name === from);
+  }
+  return out;
 }
 
 /** True when the image or an image it is built on declares the user. */

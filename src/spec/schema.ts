@@ -133,6 +133,12 @@ export const imageSchema = z
     labels: z.record(z.string(), z.string()).default({}),
     app: appSchema.optional(),
     run: z.array(runStepSchema).default([]),
+    /**
+     * Mount points, as Docker's VOLUME: empty directories baked into the image (the root is
+     * read-only, so a mount needs its target to exist), recorded in the config's `Volumes`. A
+     * stateful service's volumes and a service's `config.path` mount here.
+     */
+    volumes: z.array(absolutePath.refine((p) => p !== '/', { message: 'must not be "/"' })).default([]),
   })
   .strict();
 

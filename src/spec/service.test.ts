@@ -107,3 +107,122 @@ describe('services', () => {
     ]);
   });
 });
+
+describe('stateful services', () => {
+  const issuesOf = (input: object): { path: string; message: string; fix?: string }[] => {
+    try {
+      validateStack(input, 'kiln.yaml');
+    } catch (e) {
+      if (e instanceof ValidationError) return e.issues.map((i) => ({ ...i }));
+      throw e;
+    }
+    return [];
+  };
+  const image = { name: 'redis', from: 'scratch', volumes: ['/data', '/etc/kiln'] };
+  const db = (over: object = {}) => ({
+    name: 'db',
+    image: 'redis',
+    port: 7000,
+    replicas: 3,
+    kind: 'stateful',
+    volumes: [{ name: 'data', path: '/data' }],
+    ...over,
+  });
+
+  it('accepts identities with volumes, a ready check and config files on mount points of the image', () => {
+    const [svc] = validateStack(
+      {
+        images: [image],
+        services: [
+          db({
+            ready: { exec: ['redis-cli', 'ping'], interval: '100ms' },
+            config: { path: '/etc/kiln', files: { 'redis.conf': 'appendonly yes\n' } },
+          }),
+        ],
+      },
+      'kiln.yaml',
+    ).services;
+    expect(svc).toMatchObject({
+      kind: 'stateful',
+      volumes: [{ name: 'data', path: '/data' }],
+      ready: { exec: ['redis-cli', 'ping'], interval: 100 },
+      config: { path: '/etc/kiln', files: { 'redis.conf': 'appendonly yes\n' } },
+    });
+  });
+
+  it('defaults to stateless, and refuses volumes and ready checks there', () => {
+    expect(
+      validateStack({ images: [image], services: [db({ kind: undefined, volumes: [] })] }, 'k').services[0]!
+        .kind,
+    ).toBe('stateless');
+    const issues = issuesOf({
+      images: [image],
+      services: [db({ kind: 'stateless', ready: { tcp: true } })],
+    });
+    expect(issues.map((i) => i.path)).toEqual(['services[0].volumes', 'services[0].ready']);
+    expect(issues[0]!.message).toContain('add kind: "stateful"');
+  });
+
+  it('refuses another strategy, twice-used volumes and ports past 65535', () => {
+    const issues = issuesOf({
+      images: [image],
+      services: [
+        db({
+          strategy: { type: 'canary', steps: [{ weight: 10 }] },
+          volumes: [
+            { name: 'data', path: '/data' },
+            { name: 'data', path: '/data' },
+          ],
+        }),
+        db({ name: 'big', port: 65534, replicas: 3, volumes: [] }),
+      ],
+    });
+    expect(issues.map((i) => i.path)).toEqual([
+      'services[0].strategy.type',
+      'services[0].volumes[1].name',
+      'services[0].volumes[1].path',
+      'services[1].port',
+    ]);
+  });
+
+  it('refuses a volume or config path the image does not have as a mount point', () => {
+    const issues = issuesOf({
+      images: [image],
+      services: [
+        db({
+          volumes: [{ name: 'logs', path: '/var/log/redis' }],
+          config: { path: '/etc/redis', files: { 'redis.conf': '' } },
+        }),
+      ],
+    });
+    expect(issues).toEqual([
+      {
+        path: 'services[0].volumes[0].path',
+        message: expect.stringContaining('/var/log/redis is not a mount point of image "redis"'),
+        fix: 'add "/var/log/redis" to the volumes of image "redis"',
+      },
+      expect.objectContaining({ path: 'services[0].config.path' }),
+    ]);
+  });
+
+  it("gives identity k port + k, and refuses a range that takes another service's port", () => {
+    const issues = issuesOf({
+      images: [image],
+      services: [db(), { name: 'web', image: 'redis', port: 7002 }],
+    });
+    expect(issues).toEqual([
+      expect.objectContaining({
+        path: 'services[1].port',
+        message: 'port 7002 is already the port of service "db"',
+      }),
+    ]);
+  });
+
+  it('finds mount points on the images an image is built on', () => {
+    const issues = issuesOf({
+      images: [image, { name: 'app', from: 'redis' }],
+      services: [db({ image: 'app' })],
+    });
+    expect(issues).toEqual([]);
+  });
+});

@@ -63,6 +63,8 @@ export interface InstanceRecord {
   readonly stoppedAt?: string;
   /** Set on a canary analysis's baseline and canary instances; absent on stable ones. */
   readonly role?: InstanceRole;
+  /** A stateful service's identity ordinal (`db-1` is 1); absent on stateless instances. */
+  readonly ordinal?: number;
 }
 
 /** An inclusive range of TCP ports. */
@@ -85,6 +87,11 @@ export interface NewInstance {
   readonly desiredState?: InstanceDesiredState;
   /** A canary analysis's baseline or canary. */
   readonly role?: InstanceRole;
+  /**
+   * A stateful identity's ordinal; refused while a live instance holds it. The id then reads
+   * `<service>-<ordinal>-r<n>-<hex>`.
+   */
+  readonly ordinal?: number;
 }
 
 /** The fields `update` may change. A taint given when one is already set is ignored: the first cause stays. */
@@ -116,7 +123,8 @@ export class InstanceRepository {
    */
   create(input: NewInstance): InstanceRecord {
     const n = parseReleaseRef(input.release);
-    const id = input.id ?? newId(`${input.service}-${releaseName(n)}-`);
+    const identity = input.ordinal === undefined ? input.service : `${input.service}-${input.ordinal}`;
+    const id = input.id ?? newId(`${identity}-${releaseName(n)}-`);
     new Issues()
       .name('service', input.service)
       .check(input.id === undefined || ID_RE.test(input.id), 'id', `${JSON.stringify(input.id)} is not an id`)
@@ -131,6 +139,11 @@ export class InstanceRepository {
         input.role === undefined || input.role === 'baseline' || input.role === 'canary',
         'role',
         'must be "baseline" or "canary"',
+      )
+      .check(
+        input.ordinal === undefined || (Number.isInteger(input.ordinal) && input.ordinal >= 0),
+        'ordinal',
+        'must be a whole number ≥ 0',
       )
       .throwIfAny(`instance of ${JSON.stringify(input.service)}`);
     return this.sql.tx(() => {
@@ -165,12 +178,20 @@ export class InstanceRepository {
             updated_at: now,
             stopped_at: null,
             role: input.role ?? null,
+            ordinal: input.ordinal ?? null,
           }),
         );
       } catch (err) {
         const code = sqliteCode(err);
         if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
         if (this.find(id)) throw new ConflictError(`instance '${id}' already exists; choose another id`);
+        if (input.ordinal !== undefined && this.holderOf(input.service, input.ordinal)) {
+          throw new ConflictError(
+            `${identity} is already held by live instance ${this.holderOf(input.service, input.ordinal)}; ` +
+              'stop it before starting its replacement',
+            { cause: err },
+          );
+        }
         throw new ConflictError(
           `port ${port} is held by live instance ${this.holder(port!)}; choose another port or use portRange`,
           { cause: err },
@@ -280,6 +301,17 @@ export class InstanceRepository {
     return this.sql.all(q.orderBy(raw`rowid`)).map(toInstance);
   }
 
+  private holderOf(service: string, ordinal: number): string | undefined {
+    return this.sql.get(
+      this.sql.q
+        .selectFrom('instances')
+        .select('id')
+        .where('service', '=', service)
+        .where('ordinal', '=', ordinal)
+        .where('state', '<>', 'stopped'),
+    )?.id;
+  }
+
   private holder(port: number): string {
     const row = this.sql.get(
       this.sql.q
@@ -312,5 +344,6 @@ function toInstance(row: InstancesTable): InstanceRecord {
     updatedAt: row.updated_at,
     ...(row.stopped_at === null ? {} : { stoppedAt: row.stopped_at }),
     ...(row.role === null ? {} : { role: row.role as InstanceRole }),
+    ...(row.ordinal === null ? {} : { ordinal: row.ordinal }),
   };
 }

@@ -217,6 +217,17 @@ CREATE TABLE chaos_terminations (
 CREATE INDEX chaos_terminations_by_run ON chaos_terminations (run_id, started_at);
 CREATE INDEX chaos_terminations_by_service ON chaos_terminations (service, started_at);`,
   },
+  {
+    version: 8,
+    name: 'instance ordinals',
+    // A stateful service's instances carry their identity's ordinal (db-0, db-1, …). The index is
+    // the safety net of one-at-a-time updates: never two live instances of one identity, which
+    // would share its port and its volume.
+    sql: `
+ALTER TABLE instances ADD COLUMN ordinal INTEGER CHECK (ordinal IS NULL OR ordinal >= 0);
+CREATE UNIQUE INDEX instances_live_ordinal ON instances (service, ordinal)
+  WHERE ordinal IS NOT NULL AND state <> 'stopped';`,
+  },
 ];
 
 /** The schema version this build of kiln writes. */

@@ -116,6 +116,7 @@ export interface InstancesTable {
   updated_at: string;
   stopped_at: string | null;
   role: string | null;
+  ordinal: number | null;
 }
 
 /** `tokens`: API tokens, stored as SHA-256 hashes only. */

@@ -76,6 +76,27 @@ describe('baking packages', () => {
     expect(files.has('usr/share/man/man1/hello-tool.1.gz')).toBe(true);
   });
 
+  it('bakes declared mount points as empty directories and records them as Volumes', async () => {
+    const p = await project();
+    await p.config(
+      bakery.archive(),
+      `  - name: base\n    from: debian:testing\n    packages: [hello-tool]\n    volumes: [/data]\n` +
+        `  - name: t\n    from: base\n    volumes: [/etc/kiln, /var/lib/db]\n`,
+    );
+    const [, t] = await p.bake();
+    const files = await p.files('t');
+    for (const dir of ['data', 'etc/kiln', 'var/lib/db']) {
+      expect(files.get(dir)).toMatchObject({ type: 'directory', mode: 0o755, uid: 0, gid: 0 });
+      expect([...files.keys()].some((f) => f.startsWith(`${dir}/`))).toBe(false);
+    }
+    const store = await p.store();
+    const manifest = await store.getManifest(t!.digest);
+    const config = JSON.parse((await store.getBlob(manifest.config.digest)).toString()) as {
+      config: { Volumes?: Record<string, object> };
+    };
+    expect(config.config.Volumes).toEqual({ '/data': {}, '/etc/kiln': {}, '/var/lib/db': {} });
+  });
+
   it('writes a lock with every package version, SHA-256 and suite, and a checksum', async () => {
     const p = await project();
     await p.config(bakery.archive(), TOOL_IMAGE);

@@ -219,10 +219,17 @@ export function pageOf(release: string, gen: number): string {
   return `${release} gen ${gen}\n`;
 }
 
-function spawnKiln(project: Project, args: string[]): KilnProcess {
+/** Starts the built CLI in `project` (with the fixture-only apt root unless `env` says otherwise). */
+export function spawnKiln(project: Project, args: string[], env: NodeJS.ProcessEnv = {}): KilnProcess {
   const child = spawn(process.execPath, [path.join(REPO, 'bin', 'kiln.js'), ...args], {
     cwd: project.dir,
-    env: { ...process.env, KILN_HOME: project.home, KILN_APT_ROOT: NO_APT_SOURCES, SOURCE_DATE_EPOCH: '' },
+    env: {
+      ...process.env,
+      KILN_HOME: project.home,
+      KILN_APT_ROOT: NO_APT_SOURCES,
+      SOURCE_DATE_EPOCH: '',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
