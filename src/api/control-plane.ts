@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { homePaths, kilnVersion } from '../bake/index.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
-import { FleetController, storeCatalog } from '../fleet/index.js';
+import { DEFAULT_VERIFY_INTERVAL_MS, DriftWatch, FleetController, storeCatalog } from '../fleet/index.js';
 import { OciStore } from '../oci/index.js';
 import { findInit, LocalRuntimeDriver, TINI_STATIC, type RuntimeName } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';

@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { KilnError } from '../errors/index.js';
 import { type CgroupHost, removeCgroupDirs } from './cgroups.js';
 import { CONTROL_TIMEOUT_MS, type RuntimeInfo } from './detect.js';
-import type { ExecResult } from './driver.js';
+import { assertCommand, type ExecResult } from './driver.js';
 import { cgroupsPathOf, readLogTail, type InstancePaths } from './instance-store.js';
 import { control, exitCodeOf, readLogErrors, runtimeLogFlags } from './oci-runtime.js';
 
@@ -141,6 +141,21 @@ export async function execIn(
     throw new KilnError('runtime', `exec in instance ${id} timed out after ${timeoutMs} ms`);
   }
   return { exitCode: exitCodeOf(result), stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * The host command running `args` in container `id` with the caller's stdin, stdout and stderr
+ * (`--tty` for an interactive shell), for a client to run itself.
+ */
+export function execArgv(
+  runtime: ContainerRuntime,
+  id: string,
+  args: readonly string[],
+  tty: boolean,
+): string[] {
+  assertCommand(args);
+  const [file = runtime.info.path, ...prefix] = runtime.info.command;
+  return [file, ...prefix, '--root', runtime.root, 'exec', ...(tty ? ['--tty'] : []), id, ...args];
 }
 
 /**

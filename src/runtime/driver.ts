@@ -152,8 +152,38 @@ export interface RuntimeDriver {
    * subscribed, a driver that watches processes keeps the Node process alive until {@link close}.
    */
   onExit(listener: (status: InstanceStatus) => void): () => void;
+  /**
+   * What the instance runs as the runtime holds it, for drift checks: its root on the host, the
+   * process its bundle names, and the environment its init runs with as the kernel reports it.
+   * Undefined for an unknown instance, or from a driver that cannot tell (a remote engine).
+   */
+  describe?(id: string): Promise<InstanceDescription | undefined>;
+  /**
+   * The host command that runs `args` inside the instance with this terminal's stdin, stdout and
+   * stderr (a debugging shell: `crun exec --tty`), for a client on this host to run itself.
+   * @throws NotFoundError for an unknown id; ConflictError when it is not running.
+   */
+  execCommand?(id: string, args: readonly string[], options?: { readonly tty?: boolean }): Promise<string[]>;
   /** Stops watching and releases the driver's resources; running instances keep running. */
   close(): Promise<void>;
+}
+
+/** {@link RuntimeDriver.describe}'s answer. */
+export interface InstanceDescription {
+  /** The host directory the instance's root filesystem is. */
+  readonly rootfs: string;
+  /** The process as the bundle says (the init, if any, left out). */
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** The environment its init process runs with, while it runs. */
+  readonly liveEnv?: Readonly<Record<string, string>>;
+}
+
+/** Throws a ValidationError when `args` names no program to run in an instance. */
+export function assertCommand(args: readonly string[]): void {
+  if (args.length === 0 || args[0] === '') {
+    throw new ValidationError(undefined, [{ path: 'args', message: 'must name a program to run' }]);
+  }
 }
 
 /**

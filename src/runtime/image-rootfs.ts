@@ -1,6 +1,15 @@
-import { stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { digestHex, unpackLayers, type Digest, type ImageConfig, type OciStore } from '../oci/index.js';
+import {
+  digestHex,
+  unpackLayers,
+  writeFileAtomic,
+  type Digest,
+  type ImageConfig,
+  type OciStore,
+} from '../oci/index.js';
+import { walkTree, type TreeEntry } from './tree.js';
 import type { RunOnceOptions } from './oci-runtime.js';
 
 /** Unpacks in progress in this process, by destination: concurrent callers share one. */

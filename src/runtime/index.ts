@@ -39,7 +39,24 @@ export {
   type RuntimeName,
 } from './oci-runtime.js';
 export { inspectCgroups, type CgroupHost, type CgroupMode, type CgroupMount } from './cgroups.js';
-export { ensureRootfs, processFromImage } from './image-rootfs.js';
+export {
+  ensureRootfs,
+  filesManifestPath,
+  processFromImage,
+  quarantineRootfs,
+  readFilesManifest,
+  RUNTIME_MOUNT_POINTS,
+} from './image-rootfs.js';
+export {
+  compareTree,
+  describeDrift,
+  walkTree,
+  type CompareOptions,
+  type TreeBaseline,
+  type TreeDrift,
+  type TreeEntry,
+  type TreeEntryType,
+} from './tree.js';
 export {
   DEFAULT_EXEC_TIMEOUT_MS,
   DEFAULT_LOG_READ_BYTES,
@@ -48,6 +65,7 @@ export {
   validateInstanceSpec,
   type ExecOptions,
   type ExecResult,
+  type InstanceDescription,
   type InstanceSpec,
   type InstanceState,
   type InstanceStatus,

@@ -106,3 +106,14 @@ export class InstanceExits {
     if (watched !== undefined && !watched.stopping) this.#onExit(watched.record, exitCode);
   }
 }
+
+/** Calls every listener with `value`; one listener's bug does not keep the others from hearing. */
+export function tellEach<T>(listeners: Iterable<(value: T) => void>, value: T): void {
+  for (const listener of [...listeners]) {
+    try {
+      listener(value);
+    } catch {
+      // A listener's bug must not keep the other listeners from hearing of the exit.
+    }
+  }
+}

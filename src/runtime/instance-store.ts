@@ -10,7 +10,13 @@ import { join } from 'node:path';
 
 import { KilnError } from '../errors/index.js';
 import { writeFileAtomic } from '../oci/index.js';
-import { DEFAULT_LOG_READ_BYTES, processOf, tailOf, type InstanceSpec } from './driver.js';
+import {
+  DEFAULT_LOG_READ_BYTES,
+  processOf,
+  tailOf,
+  type InstanceDescription,
+  type InstanceSpec,
+} from './driver.js';
 import type { RuntimeName } from './detect.js';
 import { DEFAULT_HOSTNAME, runtimeSpec } from './spec.js';
 
@@ -168,4 +174,37 @@ export async function readLogTail(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * What an instance's bundle says it runs (its root, its process without the init) and, given its
+ * init's pid, the environment the kernel reports for it.
+ */
+export async function describeBundle(
+  paths: InstancePaths,
+  pid: number | undefined,
+): Promise<InstanceDescription | undefined> {
+  const text = await readFile(paths.config, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const bundle = JSON.parse(text) as {
+    root?: { path?: string };
+    process?: { args?: string[]; env?: string[] };
+  };
+  const args = bundle.process?.args ?? [];
+  const live = pid === undefined ? undefined : await readFile(`/proc/${pid}/environ`).catch(() => undefined);
+  return {
+    rootfs: bundle.root?.path ?? '',
+    args: args[0] === INIT_PATH && args[1] === '--' ? args.slice(2) : args,
+    env: envMap(bundle.process?.env ?? []),
+    ...(live ? { liveEnv: envMap(live.toString('utf8').split('\0').filter(Boolean)) } : {}),
+  };
+}
+
+function envMap(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf('=');
+    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
 }

@@ -9,19 +9,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import {
-  ConflictError,
-  KilnError,
-  NotFoundError,
-  UnavailableError,
-  ValidationError,
-  wrap,
-} from '../errors/index.js';
+import { ConflictError, KilnError, NotFoundError, UnavailableError, wrap } from '../errors/index.js';
 import { writeFileAtomic } from '../oci/index.js';
 import { type CgroupHost, inspectCgroups } from './cgroups.js';
 import {
   containerState,
   containerStates,
+  execArgv,
   execIn,
   removeContainer,
   runDetached,
@@ -32,11 +26,13 @@ import { CONTROL_TIMEOUT_MS, pickRuntime, type RuntimeName } from './detect.js';
 import {
   DEFAULT_EXEC_TIMEOUT_MS,
   DEFAULT_STOP_GRACE_MS,
+  assertCommand,
   statusOf,
   validateInstanceId,
   validateInstanceSpec,
   type ExecOptions,
   type ExecResult,
+  type InstanceDescription,
   type InstanceSpec,
   type InstanceStatus,
   type KillSignal,
@@ -44,9 +40,10 @@ import {
   type RuntimeDriver,
   type StopOptions,
 } from './driver.js';
-import { InstanceExits } from './instance-exits.js';
+import { InstanceExits, tellEach } from './instance-exits.js';
 import {
   bundleConfig,
+  describeBundle,
   INSTANCE_RECORD_VERSION,
   instancePaths,
   readExit,
@@ -57,7 +54,7 @@ import {
   type InstancePaths,
   type InstanceRecord,
 } from './instance-store.js';
-import { assertRootForLocalRuntime, ownHardNofileLimit, runtimeStateDir } from './oci-runtime.js';
+import { assertRootForLocalRuntime, openRuntime, ownHardNofileLimit } from './oci-runtime.js';
 import { DEFAULT_INSTANCE_RUNTIME_ROOT, type LocalRuntimeDriverOptions } from './local-options.js';
 import { DEFAULT_NOFILE_LIMIT } from './spec.js';
 
@@ -208,20 +205,32 @@ export class LocalRuntimeDriver implements RuntimeDriver {
 
   /** @inheritdoc */
   async exec(id: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    if (args.length === 0 || args[0] === '') {
-      throw new ValidationError(undefined, [{ path: 'args', message: 'must name a program to run' }]);
-    }
+    const runtime = await this.#running(id, args);
+    return execIn(runtime, id, args, options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
+  }
+
+  /** @inheritdoc */
+  async execCommand(id: string, args: readonly string[], options: { tty?: boolean } = {}): Promise<string[]> {
+    return execArgv(await this.#running(id, args), id, args, options.tty ?? false);
+  }
+
+  /** @inheritdoc */
+  async describe(id: string): Promise<InstanceDescription | undefined> {
+    const record = await this.#record(id).catch(() => undefined);
+    const [status] = record ? await this.#observe([record]) : [];
+    const pid = status?.state === 'running' ? status.pid : undefined;
+    return record && describeBundle(instancePaths(this.#stateDir, id), pid);
+  }
+
+  /** The runtime of running instance `id`, for a command `args` to run in it. */
+  async #running(id: string, args: readonly string[]): Promise<ContainerRuntime> {
+    assertCommand(args);
     const record = await this.#record(id);
     const [status] = await this.#observe([record]);
     if (status?.state !== 'running') {
       throw new ConflictError(`instance ${id} is ${status?.state ?? 'gone'}, not running`);
     }
-    return execIn(
-      await this.#runtime(record.runtime),
-      id,
-      args,
-      options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
-    );
+    return this.#runtime(record.runtime);
   }
 
   /** @inheritdoc */
@@ -352,14 +361,7 @@ export class LocalRuntimeDriver implements RuntimeDriver {
 
   /** Tells the listeners of an exit, then records it for a later driver process. */
   #report(record: InstanceRecord, exitCode: number | undefined): void {
-    const status = statusOf(record.spec, 'exited', { exitCode, startedAt: record.startedAt });
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(status);
-      } catch {
-        // A listener's bug must not keep the other listeners from hearing of the exit.
-      }
-    }
+    tellEach(this.#listeners, statusOf(record.spec, 'exited', { exitCode, startedAt: record.startedAt }));
     const id = record.spec.id;
     const write = writeExit(instancePaths(this.#stateDir, id), exitCode)
       .catch(() => undefined)
@@ -378,15 +380,10 @@ export class LocalRuntimeDriver implements RuntimeDriver {
 
   /** The runtime `name` with its state root (made on first use). */
   #runtime(name: RuntimeName): Promise<ContainerRuntime> {
-    let picked = this.#runtimes.get(name);
-    if (picked === undefined) {
-      picked = pickRuntime(name).then(async (info) => {
-        const root = runtimeStateDir(info.name, this.#options.runtimeRoot ?? DEFAULT_INSTANCE_RUNTIME_ROOT);
-        await mkdir(root, { recursive: true, mode: 0o700 });
-        return { info, root };
-      });
-      this.#runtimes.set(name, picked);
-    }
+    const picked =
+      this.#runtimes.get(name) ??
+      openRuntime(name, this.#options.runtimeRoot ?? DEFAULT_INSTANCE_RUNTIME_ROOT);
+    this.#runtimes.set(name, picked);
     return picked;
   }
 

@@ -321,3 +321,14 @@ export function exitCodeOf(result: Result): number {
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Detects runtime `name` and makes its state root under `rootDir` (0700). */
+export async function openRuntime(
+  name: RuntimeName,
+  rootDir: string,
+): Promise<{ readonly info: RuntimeInfo; readonly root: string }> {
+  const info = await pickRuntime(name);
+  const root = runtimeStateDir(info.name, rootDir);
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  return { info, root };
+}

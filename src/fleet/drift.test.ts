@@ -1,0 +1,113 @@
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  filesManifestPath,
+  walkTree,
+  type InstanceDescription,
+  type RuntimeDriver,
+} from '../runtime/index.js';
+import { DriftWatch } from './drift.js';
+import { Harness } from './testkit.js';
+
+let h: Harness | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+/** Two healthy instances on the fake driver, and a root with its manifest of files. */
+async function setup() {
+  h = new Harness();
+  h.declare({ name: 'web', replicas: 2, env: { MODE: 'prod' } });
+  await h.controller.start();
+  const { rollout } = await h.deploy('web');
+  await h.until(() => h!.phase(rollout.id) === 'succeeded', 'the first release');
+  // In a directory of its own: a root that drifted is set aside beside it.
+  const parent = await mkdtemp(path.join(tmpdir(), 'kiln-drift-'));
+  dirs.push(parent);
+  const root = path.join(parent, 'rootfs');
+  await mkdir(path.join(root, 'etc'), { recursive: true });
+  await writeFile(path.join(root, 'etc', 'app.conf'), 'x=1\n');
+  await writeFile(filesManifestPath(root), JSON.stringify({ files: await walkTree(root) }));
+  const overrides = new Map<string, Partial<InstanceDescription>>();
+  const driver = {
+    describe: async (id: string): Promise<InstanceDescription | undefined> => {
+      const spec = h!.host.find(id)?.spec;
+      if (!spec) return undefined;
+      // As crun and runc do: PATH when the image has none, and HOME from the user's account.
+      const env = { PATH: '/usr/bin', ...spec.env };
+      return { rootfs: root, args: spec.args, env, liveEnv: { ...env, HOME: '/' }, ...overrides.get(id) };
+    },
+  } as unknown as RuntimeDriver;
+  const taints: string[] = [];
+  const watch = new DriftWatch({
+    store: h.store,
+    driver,
+    host: '127.0.0.1',
+    taint: (id, reason, message, replace) => {
+      taints.push(`${id} ${reason} ${replace}`);
+      h!.controller.taint(id, reason, message, replace);
+    },
+  });
+  return {
+    harness: h,
+    root,
+    overrides,
+    taints,
+    watch,
+    ids: h
+      .live('web')
+      .map((i) => i.id)
+      .sort(),
+  };
+}
+
+describe('DriftWatch', () => {
+  it('finds every instance exactly its release', async () => {
+    const { watch, ids, taints } = await setup();
+    const verdicts = await watch.check({ full: true, act: true });
+    expect(verdicts.map((v) => [v.id, v.ok, v.files, v.process]).sort()).toEqual(
+      ids.map((id) => [id, true, [], []]),
+    );
+    expect(taints).toEqual([]);
+  });
+
+  it('taints an instance whose environment differs from its release, and it is replaced', async () => {
+    const { harness, watch, ids, overrides, taints } = await setup();
+    const spec = harness.host.find(ids[0]!)!.spec;
+    overrides.set(ids[0]!, { liveEnv: { ...spec.env, MODE: 'debug', EXTRA: '1' } });
+    const verdicts = await watch.check({ act: true });
+    const bad = verdicts.find((v) => v.id === ids[0])!;
+    expect(bad.ok).toBe(false);
+    expect(bad.process).toEqual(['live env MODE: "prod" → "debug"', 'live env EXTRA added']);
+    expect(verdicts.find((v) => v.id === ids[1])!.ok).toBe(true);
+    expect(taints).toEqual([`${ids[0]} DriftDetected true`]);
+    expect(harness.store.instances.get(ids[0]!).taint).toMatchObject({ reason: 'DriftDetected' });
+    await harness.until(
+      () => harness.store.instances.get(ids[0]!).state === 'stopped',
+      'the tainted one stopped',
+    );
+    await harness.until(
+      () => harness.live('web').filter((i) => i.state === 'healthy').length === 2,
+      'a replacement',
+    );
+  });
+
+  it('sees a file changed in the shared root, in a quick check too, and taints every instance of it', async () => {
+    const { watch, root, ids, taints } = await setup();
+    expect((await watch.check({ full: true })).every((v) => v.ok)).toBe(true);
+    await new Promise((r) => setTimeout(r, 10));
+    await writeFile(path.join(root, 'etc', 'app.conf'), 'x=2\n');
+    const verdicts = await watch.check({ act: true });
+    expect(verdicts.map((v) => v.files.map((f) => `${f.path} ${f.change}`))).toEqual([
+      ['etc/app.conf modified'],
+      ['etc/app.conf modified'],
+    ]);
+    expect(taints.sort()).toEqual(ids.map((id) => `${id} DriftDetected true`));
+    expect((await readdir(path.dirname(root))).some((d) => d.startsWith('rootfs.tainted-'))).toBe(true);
+  });
+});
