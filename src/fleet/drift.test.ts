@@ -111,3 +111,23 @@ describe('DriftWatch', () => {
     expect((await readdir(path.dirname(root))).some((d) => d.startsWith('rootfs.tainted-'))).toBe(true);
   });
 });
+
+describe('DriftWatch.start', () => {
+  it('stops checking once closed, even with a check in flight, so nothing keeps the process alive', async () => {
+    const { watch, taints } = await setup();
+    let checks = 0;
+    const check = watch.check.bind(watch);
+    watch.check = async (options) => {
+      checks++;
+      return check(options);
+    };
+    watch.start(5);
+    await new Promise((r) => setTimeout(r, 60));
+    await watch.close();
+    const seen = checks;
+    expect(seen).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(checks).toBe(seen);
+    expect(taints).toEqual([]);
+  });
+});

@@ -72,6 +72,7 @@ export class DriftWatch {
   #timer: NodeJS.Timeout | undefined;
   #round = 0;
   #running: Promise<unknown> | undefined;
+  #closed = false;
 
   constructor(options: DriftWatchOptions) {
     this.#o = options;
@@ -81,6 +82,7 @@ export class DriftWatch {
   start(intervalMs = DEFAULT_VERIFY_INTERVAL_MS): void {
     if (intervalMs <= 0 || !this.#o.driver.describe) return;
     const tick = () => {
+      if (this.#closed) return;
       this.#timer = setTimeout(() => {
         const full = this.#round++ % (this.#o.fullEvery ?? DEFAULT_FULL_EVERY) === 0;
         this.#running = this.check({ full, act: true })
@@ -92,6 +94,7 @@ export class DriftWatch {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#running;
