@@ -46,7 +46,7 @@ export async function measurePlane(plane) {
 const deployTimeoutMs = (n) => 60_000 + 600 * n;
 
 /** Starts `node bin/kiln.js server` for `project` with KILN_HOME=home; resolves with it and its API. */
-async function spawnServer(project, home, runtime, cleanup) {
+export async function spawnServer(project, home, runtime, cleanup) {
   const child = spawn(
     process.execPath,
     [KILN, '-c', path.join(project, 'kiln.yaml'), 'server', '--port', '0', '--runtime', runtime],
@@ -79,7 +79,7 @@ async function spawnServer(project, home, runtime, cleanup) {
  * Ends what the server left running when it stopped (it leaves instances and the router serving,
  * to be adopted): every instance in its state directory, by id, then the router by its recorded PID.
  */
-async function stopLeftovers(home, runtime) {
+export async function stopLeftovers(home, runtime) {
   const driver = new LocalRuntimeDriver({
     runtime,
     stateDir: path.join(home, 'instances'),

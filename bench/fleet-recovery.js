@@ -62,7 +62,7 @@ function processesNaming(id) {
  * Waits until no process names container `id` any more: a `podman container cleanup` still running
  * when the next podman command (the image's removal) runs can leave podman's storage mounted.
  */
-async function waitPodmanSettled(id, timeoutMs = 15_000) {
+export async function waitPodmanSettled(id, timeoutMs = 15_000) {
   const deadline = nowMs() + timeoutMs;
   let pids = processesNaming(id);
   const seen = pids.length;

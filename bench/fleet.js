@@ -105,7 +105,7 @@ async function bakeHttpdImage(dir, suite) {
  * overlay storage bind-mounts `<dir>/podman/root/overlay` onto itself while a podman command runs,
  * and two podman processes that overlap can leave that mount behind.
  */
-function unmountUnder(dir) {
+export function unmountUnder(dir) {
   const mounts = readFileSync('/proc/mounts', 'utf8')
     .split('\n')
     .map((line) => line.split(' ')[1]?.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))

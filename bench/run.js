@@ -5,13 +5,13 @@
 // Packages come from the Debian archive this machine's apt sources name.
 //
 //   npm run bench                       # everything
-//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake, or analysis)
+//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake, analysis, dev)
 //   BENCH_RUNS=3 npm run bench          # fewer repetitions; see bench/README.md for every knob
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Cleanup, load1, machine, ROOT } from './lib.js';
 
-const PARTS = ['bake', 'fleet', 'analysis'];
+const PARTS = ['bake', 'fleet', 'analysis', 'dev'];
 const only = process.env.BENCH_ONLY;
 if (only !== undefined && only !== '' && !PARTS.includes(only)) {
   console.error(`BENCH_ONLY must be one of ${PARTS.join(', ')}, got '${only}'`);
@@ -53,6 +53,12 @@ try {
     const { analysisBench, analysisMarkdown } = await import('./analysis.js');
     results.analysis = analysisBench();
     sections.push(analysisMarkdown(results.analysis));
+  }
+  if (parts.includes('dev')) {
+    // The developer loop: kiln dev and kiln deploy --bake on the example app, beside their peers.
+    const { devBench, devMarkdown } = await import('./dev.js');
+    results.dev = await devBench(cleanup);
+    sections.push(devMarkdown(results.dev));
   }
 } catch (err) {
   // After Ctrl-C the benchmarks fail as their processes go; the cleanup then decides the exit.

@@ -17,8 +17,22 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   state: ['errors'],
   fleet: ['errors', 'spec', 'oci', 'runtime', 'traffic', 'analysis', 'state'],
   chaos: ['errors', 'spec', 'runtime', 'fleet', 'state'],
+  dev: ['errors', 'spec', 'oci', 'runtime', 'bake', 'fleet'],
   api: ['errors', 'spec', 'oci', 'bake', 'runtime', 'traffic', 'analysis', 'state', 'fleet', 'chaos'],
-  cli: ['errors', 'oci', 'runtime', 'bake', 'spec', 'traffic', 'analysis', 'state', 'fleet', 'chaos', 'api'],
+  cli: [
+    'errors',
+    'oci',
+    'runtime',
+    'bake',
+    'spec',
+    'traffic',
+    'analysis',
+    'state',
+    'fleet',
+    'chaos',
+    'api',
+    'dev',
+  ],
 };
 
 const SRC = path.resolve(import.meta.dirname, '../src');

@@ -16,7 +16,7 @@ import type { ImageSpec, LoadedConfig } from '../spec/index.js';
 import { accountEntries, baseAccounts, mergeAccounts, parseGroup, parsePasswd } from './accounts.js';
 import { attachSbomAndSignature, type Attachments } from './attach.js';
 import { LAYER_FORMAT_VERSION, type CachedLayer, type LayerCache } from './cache.js';
-import { imageConfig, type HistoryItem } from './image-config.js';
+import { imageConfig, resolveUser, type HistoryItem } from './image-config.js';
 import { appEntries, entriesKey, fileEntries } from './inputs.js';
 import type { LockedImage, LockedPackage } from './lock.js';
 import { isImageBase, suiteOf } from './order.js';
@@ -207,7 +207,7 @@ export async function bakeImage(ctx: BakeContext, image: ImageSpec): Promise<Bak
     arch: ctx.arch,
     created,
     layers: history,
-    ...resolveUser(ctx, image),
+    ...resolveUser(ctx.config.stack.images, image),
   });
   const configDesc = await ctx.store.putJson(config, MediaType.ImageConfig);
   const manifest: ImageManifest = {
@@ -314,18 +314,4 @@ async function accountsOf(store: OciStore, manifest: ImageManifest) {
   }
   if (passwd === undefined && group === undefined) return undefined;
   return { passwd: parsePasswd(passwd ?? ''), group: parseGroup(group ?? '') };
-}
-
-/** `user: app` becomes the numeric `uid:gid`, so every OCI runtime runs it the same way. */
-function resolveUser(ctx: BakeContext, image: ImageSpec): { resolvedUser?: string } {
-  if (!image.user || /^\d+(:\d+)?$/.test(image.user)) return {};
-  for (
-    let img: ImageSpec | undefined = image;
-    img;
-    img = ctx.config.stack.images.find((i) => i.name === img!.from)
-  ) {
-    const u = img.users.find((x) => x.name === image.user);
-    if (u) return { resolvedUser: `${u.uid}:${u.gid ?? u.uid}` };
-  }
-  return {};
 }

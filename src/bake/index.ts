@@ -13,4 +13,12 @@ export {
 } from './sign.js';
 export { SBOM_MEDIA_TYPE } from './sbom.js';
 export { hostDebianArch } from './image-config.js';
+export {
+  appImageConfig,
+  bakeDevBase,
+  devIssues,
+  devOmissions,
+  type DevBase,
+  type DevBaseOptions,
+} from './dev-base.js';
 export { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from './debian/index.js';

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { kilnVersion } from '../bake/index.js';
 import { bakeCommand } from './bake.js';
+import { devCommand } from './dev.js';
 import { doctorCommand } from './doctor.js';
 import { describeError, ExitCode, exitCodeFor } from './exit.js';
 import { imagesCommand } from './images.js';
@@ -36,6 +37,7 @@ export function program(): Command {
     bakeCommand(),
     imagesCommand(),
     runCommand(),
+    devCommand(),
     pushCommand(),
     outdatedCommand(),
     doctorCommand(),

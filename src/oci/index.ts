@@ -14,8 +14,12 @@ export {
 export {
   readLayer,
   DEFAULT_MAX_ENTRIES,
+  DEFAULT_MAX_EXPANSION_RATIO,
   DEFAULT_MAX_FILE_BYTES,
   DEFAULT_MAX_TOTAL_BYTES,
+  EXPANSION_FLOOR_BYTES,
+  MAX_NAME_BYTES,
+  MAX_PATH_BYTES,
   type ReadLayerLimits,
 } from './tar-read.js';
 export {
