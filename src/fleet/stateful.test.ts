@@ -29,6 +29,19 @@ const DB = {
   config: { path: '/etc/kiln', files: { 'db.conf': 'generation 1\n' } },
 };
 
+/** A harness with volumes, `db` declared and its first release up: every identity healthy. */
+async function firstRelease(): Promise<Harness> {
+  const harness = new Harness();
+  h = harness;
+  harness.dataDir = await tempDir();
+  await harness.renew();
+  harness.declare(DB);
+  await harness.controller.start();
+  const { rollout } = await harness.deploy('db');
+  await harness.until(() => harness.phase(rollout.id) === 'succeeded', 'the first release');
+  return harness;
+}
+
 /** The identity (`db-1`) of each live instance, with its release number, sorted. */
 function identities(harness: Harness): string[] {
   return harness.store.instances
@@ -39,13 +52,7 @@ function identities(harness: Harness): string[] {
 
 describe('stateful identities', () => {
   it('start each identity on port + k with its own volume, its release config read-only, and its peers', async () => {
-    h = new Harness();
-    h.dataDir = await tempDir();
-    await h.renew();
-    h.declare(DB);
-    await h.controller.start();
-    const { rollout } = await h.deploy('db');
-    await h.until(() => h!.phase(rollout.id) === 'succeeded', 'the first release');
+    h = await firstRelease();
     expect(identities(h)).toEqual(['db-0 r1 healthy', 'db-1 r1 healthy', 'db-2 r1 healthy']);
     const spec = h.host.find(
       h.store.instances.list({ service: 'db' }).find((i) => i.ordinal === 1)!.id,
@@ -58,25 +65,19 @@ describe('stateful identities', () => {
       KILN_PEERS: 'db-0=127.0.0.1:7000,db-1=127.0.0.1:7001,db-2=127.0.0.1:7002',
     });
     expect(spec.mounts).toEqual([
-      { source: volumePath(h.dataDir, 'db', 1, 'data'), destination: '/data' },
-      { source: configPath(h.dataDir, 'db', 'r1'), destination: '/etc/kiln', readonly: true },
+      { source: volumePath(h.dataDir!, 'db', 1, 'data'), destination: '/data' },
+      { source: configPath(h.dataDir!, 'db', 'r1'), destination: '/etc/kiln', readonly: true },
     ]);
-    expect(await readFile(path.join(configPath(h.dataDir, 'db', 'r1'), 'db.conf'), 'utf8')).toBe(
+    expect(await readFile(path.join(configPath(h.dataDir!, 'db', 'r1'), 'db.conf'), 'utf8')).toBe(
       'generation 1\n',
     );
     expect(h.router.route('db')).toBeUndefined();
   });
 
   it('reattach the same volume when an instance crashes', async () => {
-    h = new Harness();
-    h.dataDir = await tempDir();
-    await h.renew();
-    h.declare(DB);
-    await h.controller.start();
-    const { rollout } = await h.deploy('db');
-    await h.until(() => h!.phase(rollout.id) === 'succeeded', 'the first release');
+    h = await firstRelease();
     const victim = h.store.instances.list({ service: 'db' }).find((i) => i.ordinal === 2)!;
-    await writeFile(path.join(volumePath(h.dataDir, 'db', 2, 'data'), 'kept'), 'data\n');
+    await writeFile(path.join(volumePath(h.dataDir!, 'db', 2, 'data'), 'kept'), 'data\n');
     h.driver.crash(victim.id, 137);
     await h.until(
       () =>
@@ -87,18 +88,12 @@ describe('stateful identities', () => {
     const back = h.store.instances.list({ service: 'db' }).find((i) => i.ordinal === 2)!;
     expect(back.id).toMatch(/^db-2-r1-/);
     expect(back.port).toBe(7002);
-    expect(h.host.find(back.id)!.spec.mounts![0]!.source).toBe(volumePath(h.dataDir, 'db', 2, 'data'));
-    expect(await readdir(volumePath(h.dataDir, 'db', 2, 'data'))).toEqual(['kept']);
+    expect(h.host.find(back.id)!.spec.mounts![0]!.source).toBe(volumePath(h.dataDir!, 'db', 2, 'data'));
+    expect(await readdir(volumePath(h.dataDir!, 'db', 2, 'data'))).toEqual(['kept']);
   });
 
   it('update one identity at a time, highest first, each only after the last passed its ready check', async () => {
-    h = new Harness();
-    h.dataDir = await tempDir();
-    await h.renew();
-    h.declare(DB);
-    await h.controller.start();
-    const first = await h.deploy('db');
-    await h.until(() => h!.phase(first.rollout.id) === 'succeeded', 'the first release');
+    h = await firstRelease();
     h.declare({ ...DB, config: { path: '/etc/kiln', files: { 'db.conf': 'generation 2\n' } } });
     h.unready.add('db-2');
     const { rollout } = await h.deploy('db');
@@ -114,7 +109,7 @@ describe('stateful identities', () => {
       .filter((e) => e.kind === 'instance.stopped' && e.reason === 'superseded')
       .map((e) => e.subject!.slice(0, 4));
     expect(stops).toEqual(['db-2', 'db-1', 'db-0']);
-    expect(await readFile(path.join(configPath(h.dataDir, 'db', 'r2'), 'db.conf'), 'utf8')).toBe(
+    expect(await readFile(path.join(configPath(h.dataDir!, 'db', 'r2'), 'db.conf'), 'utf8')).toBe(
       'generation 2\n',
     );
   });
