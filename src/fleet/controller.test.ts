@@ -182,11 +182,14 @@ describe('FleetController', () => {
     expect(h.store.events.tail(50).some((e) => e.kind === 'instance.orphan')).toBe(true);
   });
 
-  it('refuses a second deploy while one rolls out, and rollback abandons the one in flight', async () => {
+  it('refuses a second deploy while one rolls out (the same one joins it), and rollback abandons the one in flight', async () => {
     await firstRelease();
     h.brokenDigests.add(DIGEST_B);
     const { rollout } = await h.deploy('web', { image: 'v2' });
     await expect(h.deploy('web', { image: 'v1' })).rejects.toThrow(/already rolling out/);
+    // Deploying the very release in flight again (kiln up after a Ctrl-C) joins it instead.
+    const again = await h.deploy('web', { image: 'v2' });
+    expect(again).toMatchObject({ unchanged: true, rollout: { id: rollout.id } });
     const back = await h.rollback('web');
     expect(back.rollout.id).toBe(rollout.id);
     expect(h.phase(rollout.id)).toBe('rolled-back');

@@ -74,16 +74,17 @@ export async function deploy(ctx: OperationsContext, input: DeployInput): Promis
   const outcome = store.transaction((): Outcome => {
     store.services.put(input.service, spec);
     const view = viewOf(store, input.service, ctx.clock());
+    const current = view.current;
+    const same = current !== undefined && current.digest === image.digest && current.configHash === hash;
+    // Deploying what is already rolling out (a `kiln up` again after a Ctrl-C mid-rollout) joins it.
+    if (view.active && same) return { release: current, rollout: view.active, unchanged: true };
     if (view.active) {
       throw new ConflictError(
         `${input.service} is already rolling out to r${view.active.toRelease} (rollout ${view.active.id}); ` +
           `wait for it (kiln status ${input.service}) or roll it back (kiln rollback ${input.service})`,
       );
     }
-    const current = view.current;
-    if (current && view.lastRollout && current.digest === image.digest && current.configHash === hash) {
-      return { release: current, rollout: view.lastRollout, unchanged: true };
-    }
+    if (same && view.lastRollout) return { release: current, rollout: view.lastRollout, unchanged: true };
     const release = store.releases.create({
       service: input.service,
       digest: image.digest,
