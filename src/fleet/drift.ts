@@ -40,6 +40,8 @@ export interface InstanceVerdict {
   readonly digest: string;
   /** True when the instance is exactly its release. */
   readonly ok: boolean;
+  /** The host directory of its root filesystem, when the runtime reports it. */
+  readonly rootfs?: string;
   /** Differences of its root filesystem from the image's files. */
   readonly files: readonly TreeDrift[];
   /** Differences of its process from the release: arguments and environment. */
@@ -146,6 +148,7 @@ export class DriftWatch {
       verdicts.push({
         ...base,
         ok,
+        rootfs: desc.rootfs,
         files: root.drift,
         process,
         ...(root.error ? { error: root.error } : {}),
@@ -218,20 +221,16 @@ export class DriftWatch {
             replace,
           );
         }
-        if (v.files.length && replace) quarantine.add(v.digest);
+        if (v.files.length && replace && v.rootfs) quarantine.add(v.rootfs);
       } else if (record.taint !== undefined && record.state !== 'tainted' && replace) {
         // Tainted earlier while held (an exec session) or only reported: replaced now.
         taint(v.id, record.taint.reason, record.taint.message, true);
       }
     }
-    for (const digest of quarantine) {
-      const desc = await this.#o.driver
-        .describe?.(verdicts.find((v) => v.digest === digest)!.id)
-        .catch(() => undefined);
-      if (!desc) continue;
-      const aside = await quarantineRootfs(desc.rootfs);
-      this.#baselines.delete(desc.rootfs);
-      if (aside) this.#o.log?.(`rootfs of ${digest.slice(0, 19)} drifted; set aside as ${aside}`);
+    for (const rootfs of quarantine) {
+      const aside = await quarantineRootfs(rootfs);
+      this.#baselines.delete(rootfs);
+      if (aside) this.#o.log?.(`rootfs ${rootfs} drifted; set aside as ${aside}`);
     }
   }
 }

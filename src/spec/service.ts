@@ -135,16 +135,12 @@ export const analysisSchema = z
   })
   .strict()
   .superRefine((a, ctx) => {
-    const seen = new Set<string>();
-    a.metrics.forEach((m, i) => {
-      if (seen.has(m.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['metrics', i, 'name'],
-          message: `metric "${m.name}" is declared twice; give each metric its own name`,
-        });
-      seen.add(m.name);
-    });
+    refuseRepeats(
+      ctx,
+      a.metrics.map((m) => m.name),
+      (i) => ['metrics', i, 'name'],
+      (name) => `metric "${name}" is declared twice; give each metric its own name`,
+    );
   });
 
 export const strategySchema = z.discriminatedUnion('type', [
@@ -340,25 +336,38 @@ export const serviceSchema = z
         message: `identity k listens on port + k, so ${svc.replicas} replicas from port ${svc.port} go past 65535; choose a lower port`,
       });
     }
-    const seen = new Map<string, number>();
-    const paths = new Set<string>();
-    svc.volumes.forEach((v, i) => {
-      if (seen.has(v.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['volumes', i, 'name'],
-          message: `volume "${v.name}" is declared twice; give each volume its own name`,
-        });
-      if (paths.has(v.path) || v.path === svc.config?.path)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['volumes', i, 'path'],
-          message: `${v.path} is mounted twice; give each volume (and config) its own path`,
-        });
-      seen.set(v.name, i);
-      paths.add(v.path);
-    });
+    refuseRepeats(
+      ctx,
+      svc.volumes.map((v) => v.name),
+      (i) => ['volumes', i, 'name'],
+      (name) => `volume "${name}" is declared twice; give each volume its own name`,
+    );
+    refuseRepeats(
+      ctx,
+      svc.volumes.map((v) => v.path),
+      (i) => ['volumes', i, 'path'],
+      (path) => `${path} is mounted twice; give each volume (and config) its own path`,
+      svc.config ? [svc.config.path] : [],
+    );
   });
+
+/**
+ * Adds an issue at `at(i)` for every value of `values` that an earlier one (or one of `taken`)
+ * already is: names and mount paths must each be unique.
+ */
+function refuseRepeats(
+  ctx: z.RefinementCtx,
+  values: readonly string[],
+  at: (i: number) => (string | number)[],
+  message: (value: string) => string,
+  taken: readonly string[] = [],
+): void {
+  const seen = new Set(taken);
+  values.forEach((value, i) => {
+    if (seen.has(value)) ctx.addIssue({ code: 'custom', path: at(i), message: message(value) });
+    seen.add(value);
+  });
+}
 
 /** A service as written by the user. */
 export type ServiceInput = z.input<typeof serviceSchema>;
