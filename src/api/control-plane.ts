@@ -7,7 +7,14 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { homePaths, kilnVersion } from '../bake/index.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
-import { DEFAULT_VERIFY_INTERVAL_MS, DriftWatch, FleetController, storeCatalog } from '../fleet/index.js';
+import {
+  defaultClaimsDir,
+  DEFAULT_VERIFY_INTERVAL_MS,
+  DriftWatch,
+  FleetController,
+  HostPortClaims,
+  storeCatalog,
+} from '../fleet/index.js';
 import { OciStore } from '../oci/index.js';
 import { findInit, LocalRuntimeDriver, TINI_STATIC, type RuntimeName } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';
@@ -113,7 +120,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       ...(options.runtime ? { runtime: options.runtime } : {}),
     });
     closers.push(() => driver.close());
-    const controller = new FleetController({ store, driver, router, images, log, dataDir: options.home });
+    // Every control plane on this host takes instance ports from one range: claims keep two apart.
+    const portClaims = new HostPortClaims(defaultClaimsDir(), options.home);
+    const controller = new FleetController({
+      store,
+      driver,
+      router,
+      images,
+      log,
+      dataDir: options.home,
+      portClaims,
+    });
     await controller.start();
     closers.push(() => controller.close());
     // Known state: every instance is checked against its release in the background; one that

@@ -12,6 +12,7 @@ import type { BackendMetrics, ServiceTotals, TrafficRouter } from '../traffic/in
 import { analyseCanaries } from './canary.js';
 import { desiredOf, viewOf } from './desired.js';
 import { Executor } from './executor.js';
+import type { HostPortClaims } from './host-ports.js';
 import type { ImageCatalog } from './images.js';
 import { plan } from './planner.js';
 import { InstanceTracker, liveProber, type Prober, type Tracked } from './tracker.js';
@@ -51,6 +52,8 @@ export interface ControllerOptions {
    * @default none: a service with volumes or config files cannot start
    */
   readonly dataDir?: string;
+  /** Host-wide port claims shared with the other control planes here; given up on close. @default none */
+  readonly portClaims?: HostPortClaims;
 }
 
 /**
@@ -102,6 +105,7 @@ export class FleetController {
       kick: () => this.kick(),
       log: options.log ?? (() => {}),
       ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+      ...(options.portClaims ? { portClaims: options.portClaims } : {}),
     });
   }
 
@@ -181,6 +185,8 @@ export class FleetController {
     this.#unsubscribe?.();
     await this.#passing?.catch(() => {});
     await this.#executor.settle();
+    // What still runs listens on its port, which the bind check sees; claims only guard a start.
+    this.#options.portClaims?.releaseAllBut(new Set());
   }
 
   /**

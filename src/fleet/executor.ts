@@ -11,6 +11,7 @@ import type { Backend, TrafficRouter } from '../traffic/index.js';
 import { releaseSpec } from './desired.js';
 import { instanceEnv, instanceMounts, readyOf } from './stateful.js';
 import type { ImageCatalog } from './images.js';
+import type { HostPortClaims } from './host-ports.js';
 import { PortPicker } from './ports.js';
 import { recordOutcome } from './outcome.js';
 import type { InstanceTracker, Tracked } from './tracker.js';
@@ -35,6 +36,8 @@ export interface ExecutorOptions {
   readonly log: (line: string) => void;
   /** Where stateful volumes (`volumes/`) and release config files (`config/`) live. */
   readonly dataDir?: string;
+  /** Host-wide port claims shared with other control planes. @default none */
+  readonly portClaims?: HostPortClaims;
 }
 
 export class Executor {
@@ -54,6 +57,7 @@ export class Executor {
       host: options.host,
       clock: options.clock,
       held: () => options.store.instances.list().map((i) => i.port),
+      ...(options.portClaims ? { claims: options.portClaims } : {}),
     });
   }
 

@@ -58,3 +58,4 @@ export {
   type InstanceVerdict,
 } from './drift.js';
 export { planStateful } from './planner-stateful.js';
+export { defaultClaimsDir, HostPortClaims } from './host-ports.js';
