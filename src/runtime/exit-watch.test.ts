@@ -147,6 +147,7 @@ describe('ExitWatcher keep-alive', () => {
     const watcher = new ExitWatcher((_key, exit) => { console.log('exit', exit.exitCode); watcher.close(); }, 10);
     watcher.keepAlive(${keepAlive});
     watcher.watch('x', Number(process.argv.at(-1)));
+    console.error('watching');
   `;
 
   it.each([
@@ -161,7 +162,16 @@ describe('ExitWatcher keep-alive', () => {
       const child = execa('node', ['--import', 'jiti/register', file, String(pid)], {
         cwd: join(import.meta.dirname, '../..'),
       });
-      const outcome = await Promise.race([child.then(() => 'exited'), sleep(1_500, 'still running')]);
+      // Judged from the moment it watches, however slow its start: kept alive, it is still running
+      // half a second later; not kept alive, it exits on its own while the watched process lives.
+      const watching = new Promise<void>((resolve) =>
+        child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('watching') && resolve()),
+      );
+      await Promise.race([watching, child]);
+      const outcome = await Promise.race([
+        child.then(() => 'exited'),
+        sleep(keepAlive ? 500 : 60_000, 'still running'),
+      ]);
       expect(outcome).toBe(keepAlive ? 'still running' : 'exited');
       process.kill(pid, 'SIGKILL');
       expect((await child).stdout).toBe(expected);
