@@ -4,16 +4,10 @@
  * failed call to the same exit code as the same failure in process.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ConflictError,
-  KilnError,
-  NotFoundError,
-  UnavailableError,
-  ValidationError,
-} from '../errors/index.js';
-import { errorCode, isCertificateError, nodeTransport, type HttpTransport } from '../oci/index.js';
+import { KilnError, UnavailableError } from '../errors/index.js';
+import { nodeTransport, type HttpTransport } from '../oci/index.js';
+import { errorFrom, unreachable } from './client-errors.js';
 import type {
-  ApiErrorJson,
   AuditJson,
   BackendMetricsJson,
   ChaosReportJson,
@@ -22,6 +16,9 @@ import type {
   DeployRequest,
   DeployResultJson,
   EventJson,
+  ExecEndRequest,
+  ExecRequest,
+  ExecSessionJson,
   HealthJson,
   ImageJson,
   InstanceJson,
@@ -33,10 +30,13 @@ import type {
   RolloutCommandRequest,
   RolloutDetailJson,
   RolloutJson,
+  SecurityReportJson,
   ServiceStatusJson,
   TokenCreatedJson,
   TokenJson,
   TokenRequest,
+  VerifyJson,
+  VerifyRequest,
 } from './types.js';
 
 /** How long one request may take before the server counts as unreachable. */
@@ -218,6 +218,31 @@ export class ApiClient {
     return this.json('POST', `/v1/tokens/${encodeURIComponent(name)}/revoke`, { body: {} });
   }
 
+  /** A full check of live instances (one, a service's, or all) against their releases. */
+  verify(request: VerifyRequest = {}): Promise<VerifyJson> {
+    return this.json('GET', '/v1/verify', { query: { ...request } });
+  }
+
+  /** Opens an audited exec session in `instance` (which taints it); run the answer's `argv`. */
+  execOpen(instance: string, request: ExecRequest): Promise<ExecSessionJson> {
+    return this.json('POST', `/v1/instances/${encodeURIComponent(instance)}/exec`, { body: request });
+  }
+
+  /** Keeps exec session `session` open. */
+  execHeartbeat(session: string): Promise<ExecSessionJson> {
+    return this.json('POST', `/v1/exec/${encodeURIComponent(session)}/heartbeat`, { body: {} });
+  }
+
+  /** Ends exec session `session`; its instance's grace period starts. */
+  execEnd(session: string, request: ExecEndRequest = {}): Promise<ExecSessionJson> {
+    return this.json('POST', `/v1/exec/${encodeURIComponent(session)}/end`, { body: request });
+  }
+
+  /** Every service's running images (signer, SBOM) and its instances tainted in the last day. */
+  securityReport(): Promise<SecurityReportJson> {
+    return this.json('GET', '/v1/audit/report');
+  }
+
   /**
    * Polls rollout `id` until it is `done` and returns it. A server that cannot be reached for a
    * moment (restarting) is asked again; at the deadline a KilnError (`runtime`) says where it stood.
@@ -302,11 +327,11 @@ export class ApiClient {
             signal: AbortSignal.timeout(this.timeoutMs),
           });
     } catch (err) {
-      throw this.unreachable(err);
+      throw unreachable(this.url, this.timeoutMs, err);
     }
     if (res.ok) return res;
     const text = await res.text().catch(() => '');
-    throw this.errorFrom(res.status, text);
+    throw errorFrom(this.url, res.status, text);
   }
 
   /**
@@ -331,69 +356,5 @@ export class ApiClient {
     });
     const empty = res.status === 204 || res.status === 205 || res.status === 304;
     return new Response(empty ? null : res.body, { status: res.status, headers: res.headers });
-  }
-
-  private unreachable(err: unknown): KilnError {
-    if (isCertificateError(err)) {
-      return new ValidationError(`kiln server ${this.url}`, [
-        {
-          path: 'ca',
-          message: `its TLS certificate is not trusted (${errorCode(err)})`,
-          fix:
-            "pass --ca FILE or set KILN_CA to the server's certificate (or its CA's) in PEM; " +
-            'a local `kiln server --tls-cert` records it in .kiln/server.json',
-        },
-      ]);
-    }
-    const start =
-      'start it with `kiln server` (or `kiln up`), or point --server or KILN_SERVER at a running one';
-    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-      return new UnavailableError(
-        `the kiln server at ${this.url} did not answer within ${this.timeoutMs} ms: is it running? ${start}`,
-        { cause: err },
-      );
-    }
-    const why = errorCode(err) ?? (err instanceof Error ? err.message : String(err));
-    return new UnavailableError(`cannot reach the kiln server at ${this.url} (${why}): ${start}`, {
-      cause: err,
-    });
-  }
-
-  private errorFrom(status: number, text: string): KilnError {
-    let body: ApiErrorJson['error'] | undefined;
-    try {
-      body = (JSON.parse(text) as Partial<ApiErrorJson>).error;
-    } catch {
-      body = undefined;
-    }
-    const message = body?.message ?? (text.trim() || `HTTP ${status}`);
-    const tokenFix =
-      'use the admin token in .kiln/admin-token (the default), or set KILN_TOKEN or pass --token';
-    switch (status) {
-      case 400:
-      case 413:
-        return new ValidationError(
-          body?.file ?? `kiln server ${this.url}`,
-          body?.issues && body.issues.length > 0 ? body.issues : [{ path: '', message }],
-        );
-      case 401:
-        return new ValidationError(`kiln server ${this.url}`, [
-          { path: 'token', message: `the token was refused (${message})`, fix: tokenFix },
-        ]);
-      case 403:
-        return new ValidationError(`kiln server ${this.url}`, [
-          { path: 'token', message, fix: `${tokenFix}, with the scope named` },
-        ]);
-      case 404:
-        return new NotFoundError(message);
-      case 409:
-        return new ConflictError(message);
-      case 422:
-        return new KilnError('integrity', message);
-      case 503:
-        return new UnavailableError(message);
-      default:
-        return new KilnError('internal', `the kiln server at ${this.url} answered ${status}: ${message}`);
-    }
   }
 }

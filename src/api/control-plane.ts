@@ -11,6 +11,7 @@ import {
   defaultClaimsDir,
   DEFAULT_VERIFY_INTERVAL_MS,
   DriftWatch,
+  ExecSessions,
   FleetController,
   HostPortClaims,
   storeCatalog,
@@ -29,6 +30,7 @@ import {
   writeServerFile,
 } from './connect.js';
 import { FleetPlane } from './plane.js';
+import { KnownStatePlane } from './plane-known.js';
 import { startApiServer, type ApiServer } from './server.js';
 import { readTlsFiles, type TlsFiles } from './tls.js';
 
@@ -134,16 +136,31 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await controller.start();
     closers.push(() => controller.close());
     // Known state: every instance is checked against its release in the background; one that
-    // drifted is tainted, and replaced unless its service says only `alert`.
+    // drifted is tainted, and replaced unless its service says only `alert`. An instance someone
+    // execs into is tainted at once, its replacement held while the session is open and its grace.
+    const taint = (id: string, reason: string, message: string, replace: boolean) =>
+      controller.taint(id, reason, message, replace);
+    const sessions = new ExecSessions({ store, taint, log });
+    sessions.start();
+    closers.push(async () => sessions.close());
     const drift = new DriftWatch({
       store,
       driver,
       host: '127.0.0.1',
-      taint: (id, reason, message, replace) => controller.taint(id, reason, message, replace),
+      taint,
       log,
+      held: (id) => sessions.held(id),
     });
     drift.start(options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS);
     closers.push(() => drift.close());
+    const security = new KnownStatePlane({
+      store,
+      driver,
+      drift,
+      sessions,
+      imageStore: home.store,
+      keysDir: home.keys,
+    });
     const declared = async (name: string): Promise<ServiceSpec> => {
       const all = await options.services();
       const found = all.find((s) => s.name === name);
@@ -155,7 +172,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       );
     };
     const imageSource = { store: home.store, keys: home.keys };
-    const plane = new FleetPlane({ store, controller, driver, images, declared, log, imageSource });
+    const plane = new FleetPlane({ store, controller, driver, images, declared, log, imageSource, security });
     plane.start();
     closers.push(() => plane.close());
     const api: ApiServer = await startApiServer({

@@ -15,6 +15,9 @@ import type {
   DeployRequest,
   DeployResultJson,
   EventJson,
+  ExecEndRequest,
+  ExecRequest,
+  ExecSessionJson,
   ImageJson,
   InstanceJson,
   ReleaseJson,
@@ -25,10 +28,13 @@ import type {
   RolloutCommandRequest,
   RolloutDetailJson,
   RolloutJson,
+  SecurityReportJson,
   ServiceStatusJson,
   TokenCreatedJson,
   TokenJson,
   TokenRequest,
+  VerifyJson,
+  VerifyRequest,
 } from './types.js';
 
 /** One call the fake received, with its arguments. */
@@ -294,6 +300,36 @@ export class FakeControlPlane implements ControlPlane {
   async images(): Promise<ImageJson[]> {
     this.record('images');
     return [...this.imageList];
+  }
+
+  /** What `verify`, the exec calls and `securityReport` answer; the test sets them. */
+  verifyValue: VerifyJson = { checkedAt: FAKE_TIME, instances: [], clean: 0, drifted: 0, unverified: 0 };
+  execValue: ExecSessionJson | undefined;
+  reportValue: SecurityReportJson = { generatedAt: FAKE_TIME, taintedSince: FAKE_TIME, services: [] };
+
+  async verify(request: VerifyRequest): Promise<VerifyJson> {
+    this.record('verify', request);
+    return this.verifyValue;
+  }
+  async execOpen(instance: string, request: ExecRequest, actor: string): Promise<ExecSessionJson> {
+    this.record('execOpen', instance, request, actor);
+    return this.exec(instance);
+  }
+  async execHeartbeat(session: string, actor: string): Promise<ExecSessionJson> {
+    this.record('execHeartbeat', session, actor);
+    return this.exec(session);
+  }
+  async execEnd(session: string, request: ExecEndRequest, actor: string): Promise<ExecSessionJson> {
+    this.record('execEnd', session, request, actor);
+    return { ...this.exec(session), state: 'ended', ...request };
+  }
+  async securityReport(): Promise<SecurityReportJson> {
+    this.record('securityReport');
+    return this.reportValue;
+  }
+  private exec(what: string): ExecSessionJson {
+    if (this.execValue === undefined) throw new NotFoundError(`no exec session or instance ${what}`);
+    return this.execValue;
   }
 
   async tokens(): Promise<TokenJson[]> {

@@ -2,7 +2,8 @@
  * Records as the documented JSON shapes of `types.ts` (docs/api.md): the one place they are made.
  */
 import { summarise } from '../chaos/index.js';
-import { canaryStatusOf, releaseSpec, strategyOf } from '../fleet/index.js';
+import { canaryStatusOf, releaseSpec, strategyOf, viewOf } from '../fleet/index.js';
+import type { ServiceSpec } from '../spec/index.js';
 import {
   isTerminalPhase,
   releaseName,
@@ -24,6 +25,7 @@ import type {
   RingJson,
   RolloutDetailJson,
   RolloutJson,
+  ServiceStatusJson,
 } from './types.js';
 
 export function releaseJson(r: ReleaseRecord, current: boolean): ReleaseJson {
@@ -74,6 +76,42 @@ export function instanceJson(i: InstanceRecord, pid?: number): InstanceJson {
       ...(i.health.checkedAt !== undefined ? { checkedAt: i.health.checkedAt } : {}),
     },
     createdAt: i.createdAt,
+    ...(i.taint !== undefined ? { taint: { ...i.taint } } : {}),
+  };
+}
+
+/** `kiln status`'s element for service `name`: its current release (else the declared spec) and its instances. */
+export function serviceStatusJson(
+  store: StateStore,
+  name: string,
+  now: number,
+  host = '127.0.0.1',
+): ServiceStatusJson {
+  const view = viewOf(store, name, now);
+  const spec = view.current
+    ? releaseSpec(view.current).service
+    : (store.services.get(name).spec as unknown as ServiceSpec);
+  const live = store.instances.list({ service: name });
+  const tainted = live.filter((i) => i.taint !== undefined).length;
+  return {
+    name,
+    url:
+      spec.kind === 'stateful'
+        ? `tcp://${host}:${spec.port}${spec.replicas > 1 ? `-${spec.port + spec.replicas - 1}` : ''}`
+        : `http://${host}:${spec.port}/`,
+    port: spec.port,
+    ...(spec.kind === 'stateful' ? { kind: 'stateful' as const } : {}),
+    replicas: spec.replicas,
+    strategy: spec.strategy.type,
+    tier: spec.tier,
+    ...(view.current ? { release: view.current.name, digest: view.current.digest } : {}),
+    instances: live.length,
+    healthy: live.filter((i) => i.state === 'healthy').length,
+    ...(tainted > 0 ? { tainted } : {}),
+    ...(view.lastRollout ? { rollout: rolloutJson(view.lastRollout) } : {}),
+    ...(view.standby
+      ? { standby: { release: view.standby.release.name, until: new Date(view.standby.until).toISOString() } }
+      : {}),
   };
 }
 

@@ -6,7 +6,6 @@ import { NotFoundError } from '../errors/index.js';
 import {
   controlRollout,
   deploy,
-  releaseSpec,
   rollback,
   RingRunner,
   startRing,
@@ -18,10 +17,10 @@ import {
 } from '../fleet/index.js';
 import { ChaosMonkey } from '../chaos/index.js';
 import type { RuntimeDriver } from '../runtime/index.js';
-import { parseDuration } from '../spec/index.js';
-import type { ServiceSpec } from '../spec/index.js';
+import { parseDuration, type ServiceSpec } from '../spec/index.js';
 import type { StateStore } from '../state/index.js';
 import { audited } from './audit.js';
+import { UNAVAILABLE_SECURITY } from './plane-known.js';
 import { imagesJson, type ImageSource } from './images.js';
 import { TokenAdmin } from './tokens.js';
 import type {
@@ -34,6 +33,9 @@ import type {
   DeployRequest,
   DeployResultJson,
   EventJson,
+  ExecEndRequest,
+  ExecRequest,
+  ExecSessionJson,
   ImageJson,
   InstanceJson,
   ReleaseJson,
@@ -44,10 +46,14 @@ import type {
   RolloutCommandRequest,
   RolloutDetailJson,
   RolloutJson,
+  SecurityPlane,
+  SecurityReportJson,
   ServiceStatusJson,
   TokenCreatedJson,
   TokenJson,
   TokenRequest,
+  VerifyJson,
+  VerifyRequest,
 } from './types.js';
 import {
   chaosReportJson,
@@ -57,6 +63,7 @@ import {
   ringJson,
   rolloutDetailJson,
   rolloutJson,
+  serviceStatusJson,
 } from './json.js';
 
 /** Time between kills of `kiln chaos run` unless `--interval` says. */
@@ -78,6 +85,8 @@ export interface FleetPlaneOptions {
   readonly log?: (line: string) => void;
   /** The image store `images()` lists (`homePaths(home).store` and `.keys`). @default none: no images */
   readonly imageSource?: ImageSource;
+  /** Verify, exec and the security report (`KnownStatePlane`). @default none: those calls answer 503 */
+  readonly security?: SecurityPlane;
 }
 
 /** The {@link ControlPlane} of one project: its store, controller and runtime. */
@@ -87,11 +96,13 @@ export class FleetPlane implements ControlPlane {
   readonly #rings: RingRunner;
   readonly #monkey: ChaosMonkey;
   readonly #tokens: TokenAdmin;
+  readonly #security: SecurityPlane;
 
   constructor(options: FleetPlaneOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
     this.#tokens = new TokenAdmin(options.store);
+    this.#security = options.security ?? UNAVAILABLE_SECURITY;
     this.#rings = new RingRunner(this.#ctx(), options.log);
     this.#monkey = new ChaosMonkey({
       store: options.store,
@@ -169,7 +180,9 @@ export class FleetPlane implements ControlPlane {
     const { store } = this.#o;
     const names = store.services.list().map((s) => s.name);
     if (service !== undefined && !names.includes(service)) throw this.#unknown(service);
-    return names.filter((n) => service === undefined || n === service).map((n) => this.#statusOf(n));
+    return names
+      .filter((n) => service === undefined || n === service)
+      .map((n) => serviceStatusJson(store, n, this.#clock(), this.#o.host));
   }
 
   async releases(service: string): Promise<ReleaseJson[]> {
@@ -316,6 +329,26 @@ export class FleetPlane implements ControlPlane {
     return this.#o.imageSource ? imagesJson(this.#o.imageSource) : [];
   }
 
+  verify(request: VerifyRequest): Promise<VerifyJson> {
+    return this.#security.verify(request);
+  }
+
+  execOpen(instance: string, request: ExecRequest, actor: string): Promise<ExecSessionJson> {
+    return this.#security.execOpen(instance, request, actor);
+  }
+
+  execHeartbeat(session: string, actor: string): Promise<ExecSessionJson> {
+    return this.#security.execHeartbeat(session, actor);
+  }
+
+  execEnd(session: string, request: ExecEndRequest, actor: string): Promise<ExecSessionJson> {
+    return this.#security.execEnd(session, request, actor);
+  }
+
+  securityReport(): Promise<SecurityReportJson> {
+    return this.#security.securityReport();
+  }
+
   async tokens(): Promise<TokenJson[]> {
     return this.#tokens.list();
   }
@@ -345,40 +378,6 @@ export class FleetPlane implements ControlPlane {
       rollout: rolloutJson(o.rollout),
       ...(o.instant ? { instant: true } : {}),
       ...(o.unchanged ? { unchanged: true } : {}),
-    };
-  }
-
-  #statusOf(name: string): ServiceStatusJson {
-    const { store } = this.#o;
-    const view = viewOf(store, name, this.#clock());
-    const spec = view.current
-      ? releaseSpec(view.current).service
-      : (store.services.get(name).spec as unknown as ServiceSpec);
-    const live = store.instances.list({ service: name });
-    const host = this.#o.host ?? '127.0.0.1';
-    return {
-      name,
-      url:
-        spec.kind === 'stateful'
-          ? `tcp://${host}:${spec.port}${spec.replicas > 1 ? `-${spec.port + spec.replicas - 1}` : ''}`
-          : `http://${host}:${spec.port}/`,
-      port: spec.port,
-      ...(spec.kind === 'stateful' ? { kind: 'stateful' as const } : {}),
-      replicas: spec.replicas,
-      strategy: spec.strategy.type,
-      tier: spec.tier,
-      ...(view.current ? { release: view.current.name, digest: view.current.digest } : {}),
-      instances: live.length,
-      healthy: live.filter((i) => i.state === 'healthy').length,
-      ...(view.lastRollout ? { rollout: rolloutJson(view.lastRollout) } : {}),
-      ...(view.standby
-        ? {
-            standby: {
-              release: view.standby.release.name,
-              until: new Date(view.standby.until).toISOString(),
-            },
-          }
-        : {}),
     };
   }
 

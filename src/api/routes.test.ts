@@ -16,7 +16,12 @@ afterEach(async () => {
 });
 
 /** The value of each path parameter in the calls below. */
-const PARAMS: Readonly<Record<string, string>> = { name: 'web', id: 'web-1', command: 'promote' };
+const PARAMS: Readonly<Record<string, string>> = {
+  name: 'web',
+  id: 'web-1',
+  command: 'promote',
+  session: 'exec-1',
+};
 
 /** A concrete path for a route's pattern: `/v1/services/:name/rollout/:command` → `/v1/services/web/rollout/promote`. */
 function pathOf(route: Route): string {

@@ -27,6 +27,7 @@ import {
   TOKEN_REQUEST,
 } from './validate.js';
 import { ValidationError } from '../errors/index.js';
+import { SECURITY_ROUTES } from './routes-security.js';
 
 /** What a handler gets: the plane, the path's parameters, the query, the caller and the body. */
 export interface RouteContext {
@@ -147,7 +148,13 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/services/:name/rollout/:command',
     scope: 'deploy',
-    audit: (p) => ({ action: `rollout.${p.command!}`, target: p.name! }),
+    // An unknown command is recorded as such: the path's segment may be any length, an action may not.
+    audit: (p) => ({
+      action: (ROLLOUT_COMMANDS as readonly string[]).includes(p.command!)
+        ? `rollout.${p.command!}`
+        : 'rollout.unknown',
+      target: p.name!,
+    }),
     handle: async (ctx) => {
       parseQuery(ctx.query, NO_QUERY);
       const command = ctx.params.command!;
@@ -284,6 +291,7 @@ export const ROUTES: readonly Route[] = [
       return ok(await ctx.plane.revokeToken(ctx.params.name!, ctx.caller.name));
     },
   },
+  ...SECURITY_ROUTES,
 ];
 
 /** A route matched against a request path, with its parameters. */

@@ -191,7 +191,7 @@ describe('API server: errors', () => {
       {
         path: 'image',
         message: 'must be a string, not number 5',
-        fix: "give an image name in the server's store or a digest (sha256:…), as a string",
+        fix: "give an image name in the server's store, a digest (sha256:…), or registry/repository@sha256:… to pull, as a string",
       },
       {
         path: 'strategy',

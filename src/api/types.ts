@@ -6,10 +6,12 @@
 
 import type { ChaosReportJson, ChaosRunJson, ChaosRunRequest } from './types-chaos.js';
 import type { AuditJson, ImageJson } from './types-dashboard.js';
+import type { SecurityPlane, TaintJson } from './types-security.js';
 import type { TokenCreatedJson, TokenJson, TokenRequest } from './types-tokens.js';
 
 export type * from './types-chaos.js';
 export type * from './types-dashboard.js';
+export type * from './types-security.js';
 export type * from './types-tokens.js';
 
 /** API version prefix of every route. */
@@ -79,6 +81,8 @@ export interface InstanceJson {
     readonly checkedAt?: string;
   };
   readonly createdAt: string;
+  /** Why it is not known to be its release (drift, an exec session); set once, kept. */
+  readonly taint?: TaintJson;
 }
 
 /** `kiln status --json`: one element per declared service, sorted by name. */
@@ -101,6 +105,8 @@ export interface ServiceStatusJson {
   /** Live instances (not stopped), and how many of them are healthy. */
   readonly instances: number;
   readonly healthy: number;
+  /** Live instances tainted (drift or exec), when any. */
+  readonly tainted?: number;
   /** The rollout in flight, or the last one. */
   readonly rollout?: RolloutJson;
   /** Blue/green: the previous release kept warm for an instant rollback, until `until`. */
@@ -314,7 +320,7 @@ export interface RolloutCommandRequest {
  * tests use fakes. Methods throw kiln errors (NotFoundError, ValidationError, ConflictError), which
  * the server maps to HTTP status codes.
  */
-export interface ControlPlane {
+export interface ControlPlane extends SecurityPlane {
   status(service?: string): Promise<ServiceStatusJson[]>;
   releases(service: string): Promise<ReleaseJson[]>;
   instances(service?: string): Promise<InstanceJson[]>;

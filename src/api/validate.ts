@@ -10,11 +10,14 @@ import { MAX_READ_LIMIT, TOKEN_SCOPES } from '../state/index.js';
 import type {
   ChaosRunRequest,
   DeployRequest,
+  ExecEndRequest,
+  ExecRequest,
   RingRequest,
   RollbackRequest,
   RolloutCommandJson,
   RolloutCommandRequest,
   TokenRequest,
+  VerifyRequest,
 } from './types.js';
 
 /** What each field of a body or query should be, keyed by field name. */
@@ -37,7 +40,8 @@ export const DEPLOY_REQUEST: Checked<DeployRequest> = {
     reason: z.string().max(REASON_MAX).optional(),
   }),
   fixes: {
-    image: "give an image name in the server's store or a digest (sha256:…), as a string",
+    image:
+      "give an image name in the server's store, a digest (sha256:…), or registry/repository@sha256:… to pull, as a string",
     strategy: 'use "rolling", "bluegreen" or "canary", or leave it out to use the service\'s own',
     reason: `give the reason as a string of at most ${REASON_MAX} characters`,
   },
@@ -187,6 +191,37 @@ export const EVENTS_QUERY: Checked<{ since?: number; service?: string; limit?: n
     service: SERVICE_FIX,
     limit: `give a number from 1 to ${MAX_READ_LIMIT}`,
   },
+};
+
+/** `?instance=&service=` of `GET /v1/verify`: one instance, a service's, or all. */
+export const VERIFY_QUERY: Checked<VerifyRequest> = {
+  schema: z.strictObject({
+    instance: z.string().min(1).max(NAME_MAX).optional(),
+    service: service.optional(),
+  }),
+  fixes: { instance: 'name a live instance, as kiln instances lists them', service: SERVICE_FIX },
+};
+
+/** `POST /v1/instances/:id/exec`. */
+export const EXEC_REQUEST: Checked<ExecRequest> = {
+  schema: z.strictObject({
+    command: z
+      .array(z.string().max(64 * 1024))
+      .min(1)
+      .max(4096)
+      .refine((c) => c[0] !== '', 'must name a program first'),
+    tty: z.boolean().optional(),
+  }),
+  fixes: {
+    command: 'give the program and its arguments as a list of strings, such as ["/bin/sh", "-c", "ls /"]',
+    tty: 'give true to allocate a terminal, or leave it out',
+  },
+};
+
+/** `POST /v1/exec/:session/end`. */
+export const EXEC_END_REQUEST: Checked<ExecEndRequest> = {
+  schema: z.strictObject({ exitCode: z.number().int().min(0).max(255).optional() }),
+  fixes: { exitCode: "give the command's exit status, a whole number from 0 to 255, or leave it out" },
 };
 
 /** The query string checked against `checked`; a parameter given twice is refused. */

@@ -1,7 +1,14 @@
 /** The `bake` context: from a validated image spec to a signed image with an SBOM in the store. */
 export { bake, kilnHome, homePaths, kilnVersion, type BakeOptions } from './bake.js';
 export type { BakedImage } from './image.js';
-export { listImages, outdatedPackages, type ImageSummary, type OutdatedPackage } from './inventory.js';
+export {
+  baseSuite,
+  listImages,
+  newerVersions,
+  outdatedPackages,
+  type ImageSummary,
+  type OutdatedPackage,
+} from './inventory.js';
 export { readLock, LOCK_FILE_NAME, type Lock, type LockedPackage } from './lock.js';
 export { Archives } from './packages.js';
 export {

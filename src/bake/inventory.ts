@@ -104,21 +104,40 @@ export interface OutdatedPackage {
 export async function outdatedPackages(lock: Lock, archives: Archives): Promise<OutdatedPackage[]> {
   const out: OutdatedPackage[] = [];
   for (const [image, entry] of Object.entries(lock.images).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (!entry.suite) continue;
-    const index = await archives.index(entry.suite);
-    for (const p of entry.packages) {
-      const newest = index.newest(p.name);
-      if (newest && compareVersions(newest.version, p.version) > 0) {
-        out.push({
-          image,
-          name: p.name,
-          locked: p.version,
-          available: newest.version,
-          suite: newest.suite,
-          security: newest.suite.endsWith('-security'),
-        });
-      }
+    if (entry.suite) out.push(...(await newerVersions(image, entry.suite, entry.packages, archives)));
+  }
+  return out;
+}
+
+/**
+ * The packages of `image` that have a newer version in `suite`'s archive (with its -updates and
+ * -security suites), such as those of a running image's SBOM. Throws what reading the archive throws.
+ */
+export async function newerVersions(
+  image: string,
+  suite: string,
+  packages: readonly { readonly name: string; readonly version: string }[],
+  archives: Archives,
+): Promise<OutdatedPackage[]> {
+  const index = await archives.index(suite);
+  const out: OutdatedPackage[] = [];
+  for (const p of packages) {
+    const newest = index.newest(p.name);
+    if (newest && compareVersions(newest.version, p.version) > 0) {
+      out.push({
+        image,
+        name: p.name,
+        locked: p.version,
+        available: newest.version,
+        suite: newest.suite,
+        security: newest.suite.endsWith('-security'),
+      });
     }
   }
   return out;
+}
+
+/** The suite a package's suite belongs to: `bookworm` for `bookworm-security` and `bookworm-updates`. */
+export function baseSuite(suite: string): string {
+  return suite.replace(/-(security|updates)$/, '');
 }

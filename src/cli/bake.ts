@@ -84,6 +84,7 @@ export function bakedJson(r: BakedImage) {
     layers: r.layers.map((l) => ({ kind: l.kind, digest: l.digest, size: l.size, cached: l.cached })),
     sbom: r.attachments.sbom.digest,
     signature: r.attachments.signature.digest,
+    files: r.attachments.files.digest,
     durationMs: Math.round(r.durationMs),
   };
 }

@@ -152,7 +152,7 @@ export function statusTable(services: readonly ServiceStatusJson[]): string {
     rows.push([
       s.name,
       s.release ?? '-',
-      `${s.healthy}/${s.replicas}`,
+      `${s.healthy}/${s.replicas}${s.tainted ? ` (${s.tainted} tainted)` : ''}`,
       s.url,
       [
         s.rollout ? `${s.rollout.phase} ${s.rollout.from ? `${s.rollout.from}→` : ''}${s.rollout.to}` : '-',
@@ -174,7 +174,7 @@ export function instancesTable(instances: readonly InstanceJson[], now: Date = n
       i.id,
       i.service,
       i.release,
-      i.state,
+      i.taint && i.state !== 'tainted' ? `${i.state} (tainted: ${i.taint.reason})` : i.state,
       i.port === undefined ? '-' : String(i.port),
       status === 'failing' ? `failing (${failures})` : status,
       age(i.createdAt, now),

@@ -22,6 +22,9 @@ import { chaosCommand } from './chaos.js';
 import { releaseCommand, ringsCommand } from './rings.js';
 import { rolloutCommand } from './rollout.js';
 import { tokensCommand } from './tokens.js';
+import { auditCommand } from './audit.js';
+import { execCommand } from './exec.js';
+import { verifyCommand } from './verify.js';
 
 /** The whole command tree; one file per verb. */
 export function program(): Command {
@@ -54,6 +57,9 @@ export function program(): Command {
     ringsCommand(),
     chaosCommand(),
     tokensCommand(),
+    verifyCommand(),
+    execCommand(),
+    auditCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
     for (const sub of cmd.commands) sub.exitOverride(); // not inherited: rollout status, rings status…

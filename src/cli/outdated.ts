@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { Archives, homePaths, hostDebianArch, outdatedPackages, readLock } from '../bake/index.js';
 import { NotFoundError } from '../errors/index.js';
+import type { LoadedConfig } from '../spec/index.js';
 import { aptRootFromEnv, homeFor, loadFromOptions, printJson, table } from './common.js';
 
 /** `kiln outdated [--json]`: locked packages that have newer versions in the archive. */
@@ -13,13 +14,7 @@ export function outdatedCommand(): Command {
       const config = await loadFromOptions(cmd);
       const lock = await readLock(config.dir);
       if (!lock) throw new NotFoundError(`no kiln.lock beside ${config.file}: run \`kiln bake\` first`);
-      const archives = new Archives({
-        cacheDir: homePaths(homeFor(config)).cache,
-        arch: config.stack.arch ?? hostDebianArch(),
-        ...(config.stack.mirror ? { mirror: config.stack.mirror } : {}),
-        ...aptRootFromEnv(),
-      });
-      const outdated = await outdatedPackages(lock, archives);
+      const outdated = await outdatedPackages(lock, archivesFor(config));
       if (opts.json) printJson(outdated);
       else if (outdated.length === 0) process.stdout.write('every locked package is at its newest version\n');
       else {
@@ -31,4 +26,14 @@ export function outdatedCommand(): Command {
       }
       if (opts.exitCode && outdated.length > 0) process.exitCode = 1;
     });
+}
+
+/** The Debian archive of a project, as its config names it (its mirror, else the machine's apt sources). */
+export function archivesFor(config: LoadedConfig): Archives {
+  return new Archives({
+    cacheDir: homePaths(homeFor(config)).cache,
+    arch: config.stack.arch ?? hostDebianArch(),
+    ...(config.stack.mirror ? { mirror: config.stack.mirror } : {}),
+    ...aptRootFromEnv(),
+  });
 }

@@ -10,6 +10,7 @@
 import {
   compareTree,
   describeDrift,
+  filesManifestSource,
   quarantineRootfs,
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
@@ -51,7 +52,12 @@ export interface InstanceVerdict {
   readonly checkedAt: string;
   /** Why it could not be checked (no manifest of files, no such instance in the runtime). */
   readonly error?: string;
+  /** What its root was compared with: the image's attached manifest of files, or the root as unpacked. */
+  readonly manifest?: 'image' | 'unpacked';
 }
+
+/** One root's comparison with its manifest of files. */
+type RootCheck = { drift: TreeDrift[]; error?: string; manifest?: 'image' | 'unpacked' };
 
 /** What the watch needs. */
 export interface DriftWatchOptions {
@@ -117,7 +123,7 @@ export class DriftWatch {
           r.state === 'starting' || r.state === 'healthy' || r.state === 'unhealthy' || r.state === 'tainted',
       )
       .filter((r) => options.ids === undefined || options.ids.includes(r.id));
-    const roots = new Map<string, Promise<{ drift: TreeDrift[]; error?: string }>>();
+    const roots = new Map<string, Promise<RootCheck>>();
     const verdicts: InstanceVerdict[] = [];
     for (const record of records) {
       const desc = await driver.describe?.(record.id).catch(() => undefined);
@@ -152,13 +158,14 @@ export class DriftWatch {
         files: root.drift,
         process,
         ...(root.error ? { error: root.error } : {}),
+        ...(root.manifest ? { manifest: root.manifest } : {}),
       });
     }
     if (options.act) await this.#act(verdicts, records);
     return verdicts;
   }
 
-  async #checkRoot(rootfs: string, full: boolean): Promise<{ drift: TreeDrift[]; error?: string }> {
+  async #checkRoot(rootfs: string, full: boolean): Promise<RootCheck> {
     const files = await readFilesManifest(rootfs);
     if (!files) {
       return { drift: [], error: `${rootfs} has no manifest of its files, so it cannot be verified` };
@@ -169,7 +176,8 @@ export class DriftWatch {
       ...(baseline ? { baseline } : {}),
     });
     if (result.drift.length === 0) this.#baselines.set(rootfs, result.baseline);
-    return { drift: result.drift };
+    const manifest = await filesManifestSource(rootfs);
+    return { drift: result.drift, ...(manifest ? { manifest } : {}) };
   }
 
   #checkProcess(
@@ -236,7 +244,7 @@ export class DriftWatch {
 }
 
 /** The declared service's `drift.action` (as last deployed); `replace` when it says none. */
-function driftAction(store: StateStore, service: string): 'replace' | 'alert' {
+export function driftAction(store: StateStore, service: string): 'replace' | 'alert' {
   try {
     const spec = store.services.get(service).spec as { drift?: { action?: string } };
     return spec.drift?.action === 'alert' ? 'alert' : 'replace';

@@ -53,9 +53,20 @@ export { RING_TICK_MS, RingRunner, startRing, type RingInput, type RingTarget } 
 export {
   DEFAULT_FULL_EVERY,
   DEFAULT_VERIFY_INTERVAL_MS,
+  driftAction,
   DriftWatch,
   type DriftWatchOptions,
   type InstanceVerdict,
 } from './drift.js';
+export {
+  DEFAULT_EXEC_GRACE_MS,
+  DEFAULT_EXEC_HEARTBEAT_MS,
+  DEFAULT_EXEC_SESSION_TTL_MS,
+  EXEC_DETECTED,
+  ExecSessions,
+  graceOf,
+  type ExecSession,
+  type ExecSessionsOptions,
+} from './exec-sessions.js';
 export { planStateful } from './planner-stateful.js';
 export { defaultClaimsDir, HostPortClaims } from './host-ports.js';

@@ -3,9 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildTinyImage } from '../../test/support/oci-fixtures.js';
-import { buildLayer, MediaType, OciStore, type Descriptor } from '../oci/index.js';
-import { ensureRootfs, readFilesManifest, RUNTIME_MOUNT_POINTS } from './image-rootfs.js';
-import { compareTree, walkTree } from './tree.js';
+import { buildLayer, canonicalJson, MediaType, OciStore, type Descriptor } from '../oci/index.js';
+import { FILES_ARTIFACT_TYPE, filesOfLayers } from './image-files.js';
+import {
+  ensureRootfs,
+  filesManifestSource,
+  readFilesManifest,
+  RUNTIME_MOUNT_POINTS,
+} from './image-rootfs.js';
+import { compareTree, walkTree, type TreeEntry } from './tree.js';
 
 let dir: string;
 let store: OciStore;
@@ -99,5 +105,47 @@ describe('ensureRootfs', () => {
         (await compareTree(r, (await readFilesManifest(r))!, { ignore: RUNTIME_MOUNT_POINTS })).drift,
       ).toEqual([]);
     }
+  });
+});
+
+describe('ensureRootfs with the image manifest of files attached', () => {
+  /** Attaches `files` (default: computed from the image's layers) as the image's manifest of files. */
+  async function attachFiles(image: Descriptor, edit: (files: TreeEntry[]) => TreeEntry[] = (f) => f) {
+    const manifest = await store.getManifest(image.digest);
+    const blobs = await Promise.all(manifest.layers.map((l) => store.getBlob(l.digest)));
+    const files = edit(await filesOfLayers(blobs));
+    return store.attach(image, {
+      artifactType: FILES_ARTIFACT_TYPE,
+      mediaType: FILES_ARTIFACT_TYPE,
+      data: canonicalJson({ image: image.digest, files }),
+    });
+  }
+
+  it('checks the root against it and keeps it as the manifest drift is checked against', async () => {
+    const { descriptor } = await buildTinyImage(store, 'app:1');
+    await attachFiles(descriptor);
+    const app = await appRelease(descriptor);
+    await attachFiles(app);
+    for (const image of [descriptor, app]) {
+      const root = await ensureRootfs(store, image.digest, join(dir, 'rootfs'));
+      expect(await filesManifestSource(root)).toBe('image');
+      expect(await readFilesManifest(root)).toEqual(await walkTree(root, { ignore: RUNTIME_MOUNT_POINTS }));
+    }
+  });
+
+  it('refuses a root that is not what the attached manifest lists', async () => {
+    const { descriptor } = await buildTinyImage(store, 'app:1');
+    await attachFiles(descriptor, (files) =>
+      files.map((f) => (f.path === 'etc/motd' ? { ...f, sha256: `sha256:${'0'.repeat(64)}` } : f)),
+    );
+    await expect(ensureRootfs(store, descriptor.digest, join(dir, 'rootfs'))).rejects.toThrow(
+      /unpacks to a root that is not what its manifest of files sha256:[0-9a-f]{64} lists: \/etc\/motd modified/,
+    );
+  });
+
+  it('without one, records the root as unpacked', async () => {
+    const { descriptor } = await buildTinyImage(store, 'app:1');
+    const root = await ensureRootfs(store, descriptor.digest, join(dir, 'rootfs'));
+    expect(await filesManifestSource(root)).toBe('unpacked');
   });
 });

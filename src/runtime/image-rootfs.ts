@@ -9,7 +9,9 @@ import {
   type ImageConfig,
   type OciStore,
 } from '../oci/index.js';
-import { walkTree, type TreeEntry } from './tree.js';
+import { IntegrityError } from '../errors/index.js';
+import { attachedFiles } from './image-files.js';
+import { compareEntries, describeDrift, walkTree, type TreeEntry } from './tree.js';
 import type { RunOnceOptions } from './oci-runtime.js';
 
 /** Unpacks in progress in this process, by destination: concurrent callers share one. */
@@ -75,7 +77,11 @@ async function unpackRoot(
       ignore: RUNTIME_MOUNT_POINTS,
       ...(base ? { reuse: { root: base.root, files: base.files } } : {}),
     });
-    const record: FilesManifestFile = { digest: image, layers, files };
+    const record: FilesManifestFile = {
+      digest: image,
+      layers,
+      ...(await declaredFiles(store, image, files)),
+    };
     await writeFileAtomic(filesManifestPath(dest), JSON.stringify(record));
     await rename(staging, dest);
   } catch (err) {
@@ -85,6 +91,34 @@ async function unpackRoot(
     throw err;
   }
   return dest;
+}
+
+/**
+ * The files an unpacked root is checked against from now on: the image's own manifest of files
+ * (its attached artifact) when it has one, after checking the root is exactly that; else the root
+ * as unpacked. Owners are compared only as root: unpacking as another user cannot set them.
+ * @throws IntegrityError when the root is not what the image's manifest lists.
+ */
+async function declaredFiles(
+  store: OciStore,
+  image: string,
+  unpacked: TreeEntry[],
+): Promise<Pick<FilesManifestFile, 'files' | 'source' | 'artifact'>> {
+  const declared = image.startsWith('sha256:') ? await attachedFiles(store, image as Digest) : undefined;
+  if (!declared || process.getuid?.() !== 0) return { files: unpacked, source: 'unpacked' };
+  const files = declared.files.filter((f) => !isMountPoint(f.path));
+  const drift = compareEntries(files, unpacked);
+  if (drift.length > 0) {
+    throw new IntegrityError(
+      `${image} unpacks to a root that is not what its manifest of files ${declared.artifact} lists: ` +
+        `${describeDrift(drift)}\n  fix: bake the image again (kiln bake), which attaches a fresh manifest of its files`,
+    );
+  }
+  return { files, source: 'image', artifact: declared.artifact };
+}
+
+function isMountPoint(rel: string): boolean {
+  return RUNTIME_MOUNT_POINTS.some((p) => rel === p || rel.startsWith(`${p}/`));
 }
 
 /**
@@ -104,11 +138,21 @@ interface FilesManifestFile {
   readonly digest: string;
   readonly layers: readonly Digest[];
   readonly files: TreeEntry[];
+  /** `image`: the image's attached manifest of files, which the root was checked against; else as unpacked. */
+  readonly source?: 'image' | 'unpacked';
+  /** The digest of that artifact. */
+  readonly artifact?: string;
 }
 
 /** The manifest of an unpacked rootfs's files, as taken when it was unpacked. */
 export async function readFilesManifest(rootfs: string): Promise<TreeEntry[] | undefined> {
   return (await readManifestFile(rootfs))?.files;
+}
+
+/** Where a rootfs's manifest of files came from: the image's attached one, or the unpack. */
+export async function filesManifestSource(rootfs: string): Promise<'image' | 'unpacked' | undefined> {
+  const m = await readManifestFile(rootfs);
+  return m && (m.source ?? 'unpacked');
 }
 
 async function readManifestFile(rootfs: string): Promise<FilesManifestFile | undefined> {

@@ -43,12 +43,15 @@ export {
   ensureRootfs,
   filesManifestPath,
   processFromImage,
+  filesManifestSource,
   quarantineRootfs,
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
 } from './image-rootfs.js';
+export { attachedFiles, FILES_ARTIFACT_TYPE, filesOfLayers, type FilesArtifact } from './image-files.js';
 export {
   compareTree,
+  compareEntries,
   describeDrift,
   walkTree,
   type CompareOptions,

@@ -124,6 +124,24 @@ export async function compareTree(
   return { drift, baseline };
 }
 
+/** The differences of entry list `actual` from `expected` (both as {@link walkTree} lists them), by path. */
+export function compareEntries(expected: readonly TreeEntry[], actual: readonly TreeEntry[]): TreeDrift[] {
+  const have = new Map(actual.map((e) => [e.path, e]));
+  const drift: TreeDrift[] = [];
+  for (const w of expected) {
+    const h = have.get(w.path);
+    have.delete(w.path);
+    if (!h) drift.push({ path: w.path, change: 'removed', detail: `${w.type} is missing` });
+    else {
+      const detail = differences(w, h);
+      if (detail) drift.push({ path: w.path, change: 'modified', detail });
+    }
+  }
+  for (const h of have.values())
+    drift.push({ path: h.path, change: 'added', detail: `${h.type} not listed` });
+  return drift.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
 /** One line per difference, at most `max`, for events and errors. */
 export function describeDrift(drift: readonly TreeDrift[], max = 5): string {
   const lines = drift.slice(0, max).map((d) => `/${d.path} ${d.change} (${d.detail})`);

@@ -128,8 +128,10 @@ describe('reproducible', () => {
     await first.copyTo(second);
     await new Promise((r) => setTimeout(r, 1100));
     const [b] = await second.bake();
-    // Then the digests are the same
+    // Then the digests are the same, of the image and of its SBOM and manifest of files
     expect(b!.digest).toBe(a!.digest);
+    expect(b!.attachments.files.digest).toBe(a!.attachments.files.digest);
+    expect(b!.attachments.sbom.digest).toBe(a!.attachments.sbom.digest);
     expect(b!.upToDate).toBe(false);
   });
 });

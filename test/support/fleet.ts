@@ -49,6 +49,8 @@ export interface WebService {
   /** A canary strategy (steps and analysis), written as the spec takes it; overrides `strategy`. */
   readonly canary?: { readonly steps: readonly object[]; readonly analysis?: object };
   readonly tier?: number;
+  /** The service's `drift` settings, as the spec takes them (`{ execGrace: '1s' }`). */
+  readonly drift?: { readonly action?: 'replace' | 'alert'; readonly execGrace?: string };
 }
 
 /** A fleet project: its config, its files under `.kiln` (`KILN_HOME`), and clients for it. */
@@ -63,8 +65,8 @@ export interface FleetProject {
   write(yaml: string): Promise<void>;
   /** Runs the built CLI in the project. */
   kiln(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
-  /** Starts `kiln server` and resolves once its API answers. */
-  startServer(): Promise<KilnProcess>;
+  /** Starts `kiln server` (with `args`, such as `--verify-interval 0`) and resolves once its API answers. */
+  startServer(args?: readonly string[]): Promise<KilnProcess>;
   /** Spawns `node bin/kiln.js ARGS` in the project, tracked for clean-up. */
   spawnKiln(args: string[]): KilnProcess;
   /** A client of the running server's API (URL and admin token from the project's files). */
@@ -132,8 +134,8 @@ export function useFleet(): {
           await project.config(archive, yaml);
         },
         kiln: (args) => cli(project.dir, args, { KILN_HOME: project.home }),
-        async startServer() {
-          const server = fp.spawnKiln(['server']);
+        async startServer(args = []) {
+          const server = fp.spawnKiln(['server', ...args]);
           const deadline = Date.now() + 30_000;
           for (;;) {
             const file = await readServerFile(project.home).catch(() => undefined);
@@ -210,6 +212,7 @@ function serviceYaml(s: WebService, port: number): string {
     `    strategy: ${s.canary ? JSON.stringify({ type: 'canary', ...s.canary }) : `{ type: ${s.strategy ?? 'rolling'} }`}`,
     `    progressDeadline: ${s.progressDeadline ?? '2m'}`,
     ...(s.tier !== undefined ? [`    tier: ${s.tier}`] : []),
+    ...(s.drift !== undefined ? [`    drift: ${JSON.stringify(s.drift)}`] : []),
     '',
   ].join('\n');
 }
