@@ -6,3 +6,4 @@ export * from './service.js';
 export * from './chaos.js';
 export * from './trust.js';
 export * from './units.js';
+export * from './targets.js';

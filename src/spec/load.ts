@@ -6,6 +6,7 @@ import { createJiti } from 'jiti';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import type { z } from 'zod';
 import { NotFoundError, ValidationError, type ValidationIssue } from '../errors/index.js';
+import { checkRegions } from './targets.js';
 import { resolveTrustKeyPaths } from './trust.js';
 import {
   appSchema,
@@ -252,6 +253,7 @@ function crossCheck(stack: StackSpec): ValidationIssue[] {
     }
   });
   issues.push(...checkServices(stack, names));
+  issues.push(...checkRegions(stack));
   return issues;
 }
 

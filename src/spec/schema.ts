@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { serviceSchema } from './service.js';
+import { regionsSchema, targetsSchema } from './targets.js';
 
 /**
  * The paths an image leaves out unless its `exclude` says otherwise: documentation, man and info
@@ -167,6 +168,10 @@ export const stackSchema = z
       .optional(),
     images: z.array(imageSchema).default([]),
     services: z.array(serviceSchema).default([]),
+    /** Engines beyond this machine, each run by its own kiln control plane (docs/regions.md). */
+    targets: targetsSchema.default({}),
+    /** Regions: a target and the registry its images are replicated to (docs/regions.md). */
+    regions: regionsSchema.default({}),
   })
   .strict();
 
