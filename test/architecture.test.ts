@@ -18,6 +18,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   fleet: ['errors', 'spec', 'oci', 'runtime', 'traffic', 'analysis', 'state'],
   chaos: ['errors', 'spec', 'runtime', 'fleet', 'state'],
   dev: ['errors', 'spec', 'oci', 'runtime', 'bake', 'fleet'],
+  k8s: ['errors', 'spec', 'runtime'],
   api: ['errors', 'spec', 'oci', 'bake', 'runtime', 'traffic', 'analysis', 'state', 'fleet', 'chaos'],
   cli: [
     'errors',
@@ -32,6 +33,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     'chaos',
     'api',
     'dev',
+    'k8s',
   ],
 };
 

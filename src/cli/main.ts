@@ -7,6 +7,7 @@ import { describeError, ExitCode, exitCodeFor } from './exit.js';
 import { imagesCommand } from './images.js';
 import { outdatedCommand } from './outdated.js';
 import { pushCommand } from './push.js';
+import { renderCommand } from './render.js';
 import { runCommand } from './run.js';
 import { serverCommand } from './server.js';
 import { upCommand } from './up.js';
@@ -60,6 +61,7 @@ export function program(): Command {
     verifyCommand(),
     execCommand(),
     auditCommand(),
+    renderCommand(),
   ]) {
     root.addCommand(cmd.exitOverride());
     for (const sub of cmd.commands) sub.exitOverride(); // not inherited: rollout status, rings status…
