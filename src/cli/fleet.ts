@@ -8,7 +8,9 @@ import { Command, Option } from 'commander';
 import type { ApiClient, DeployResultJson } from '../api/index.js';
 import { printJson } from './common.js';
 import { bakeBeforeDeploy } from './deploy-bake.js';
+import { deployToRegions, type RegionDeployFlags } from './deploy-regions.js';
 import { ExitCode } from './exit.js';
+import { withRegistryFlags } from './replicate.js';
 import {
   clientFor,
   finishedLine,
@@ -71,9 +73,9 @@ function waitOptions(cmd: Command): Command {
     .option('--json', 'print JSON (DeployResultJson, docs/api.md)');
 }
 
-/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen|canary] [--bake|--no-bake] [--reason TEXT] [--wait]`. */
+/** `kiln deploy SERVICE [--image NAME|DIGEST] [--strategy rolling|bluegreen|canary] [--bake|--no-bake] [--reason TEXT] [--wait] [--regions eu,us]`. */
 export function deployCommand(): Command {
-  return waitOptions(
+  const verb = waitOptions(
     withConnection(
       new Command('deploy')
         .description('make a new release of a service and roll it out')
@@ -94,9 +96,14 @@ export function deployCommand(): Command {
           '--bake',
           "rebake the service's image (only the layers that changed, such as the app) and release it blue/green: the fast path for an app-only change",
         )
-        .option('--no-bake', "deploy the store's image as it is; do not bake the project's image first"),
+        .option('--no-bake', "deploy the store's image as it is; do not bake the project's image first")
+        .option(
+          '--regions <list>',
+          "roll out region by region (eu,us): replicate the image to each region's registry, deploy through its control plane, stop at the first that fails",
+        ),
     ),
-  ).action(
+  );
+  return withRegistryFlags(verb).action(
     async (
       service: string,
       opts: WaitFlags & {
@@ -104,9 +111,11 @@ export function deployCommand(): Command {
         strategy?: 'rolling' | 'bluegreen' | 'canary';
         reason?: string;
         bake?: boolean;
+        regions?: string;
       },
       cmd: Command,
     ) => {
+      if (opts.regions !== undefined) return deployToRegions(cmd, service, opts as RegionDeployFlags);
       const timeoutMs = parseTimeout('--timeout', opts.timeout);
       // An explicit --bake must bake (or say why it cannot) and releases blue/green by default;
       // without it, deploy bakes a stale project image when it can and keeps the service's strategy.

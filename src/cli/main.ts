@@ -8,6 +8,7 @@ import { imagesCommand } from './images.js';
 import { outdatedCommand } from './outdated.js';
 import { pushCommand } from './push.js';
 import { renderCommand } from './render.js';
+import { replicateCommand } from './replicate.js';
 import { runCommand } from './run.js';
 import { serverCommand } from './server.js';
 import { upCommand } from './up.js';
@@ -43,6 +44,7 @@ export function program(): Command {
     runCommand(),
     devCommand(),
     pushCommand(),
+    replicateCommand(),
     outdatedCommand(),
     doctorCommand(),
     upCommand(),

@@ -10,6 +10,7 @@ import { BlobChecker, type Digest, type ImageConfig, type OciStore } from '../oc
 import { ensureRootfs, processFromImage } from '../runtime/index.js';
 import type { ServiceSpec } from '../spec/index.js';
 import type { ReleaseProcess } from './desired.js';
+import { pullIfRemote, registryFromEnv, type RegistryFactory } from './remote-images.js';
 import { admitImage, type Admission } from './trust.js';
 
 /** An image the controller can release. */
@@ -20,7 +21,10 @@ export interface ResolvedImage {
 
 /** Resolves image references and unpacks their root filesystems. */
 export interface ImageCatalog {
-  /** `ref` is an image name in the store or a `sha256:` digest; throws NotFoundError when absent. */
+  /**
+   * `ref` is an image name in the store, a `sha256:` digest, or `registry/repository@sha256:…`
+   * (pulled first, with its referrers); throws NotFoundError when absent.
+   */
   resolve(ref: string): Promise<ResolvedImage>;
   /**
    * Admits image `digest` (named `ref` in the deploy) for `service`, before a release of it is
@@ -41,6 +45,8 @@ export interface StoreCatalogOptions {
   readonly keysDir?: string;
   /** Checks blobs at admission, remembering those found intact. @default a new BlobChecker */
   readonly checker?: BlobChecker;
+  /** Opens clients for registries that deploys name images in. @default registryFromEnv() */
+  readonly registry?: RegistryFactory;
 }
 
 /** The catalog of a project's OCI store (`.kiln/store`), with root filesystems under `rootfsDir`. */
@@ -57,7 +63,7 @@ export function storeCatalog(
   return {
     admit: (service, ref, digest) => admitImage(admission, service, ref, digest),
     async resolve(ref) {
-      const desc = await store.resolve(ref);
+      const desc = await store.resolve(await pullIfRemote(store, ref, options.registry ?? registryFromEnv()));
       if (!desc) {
         throw new NotFoundError(
           `no image "${ref}" in the store at ${path.dirname(rootfsDir)}: bake it first (kiln bake ${ref})`,

@@ -7,7 +7,7 @@ import { constants as fsc } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConflictError } from '../errors/index.js';
+import { ConflictError, IntegrityError } from '../errors/index.js';
 
 /** A short random suffix for temp names, so concurrent writers never share one. */
 export function randomSuffix(): string {
@@ -159,4 +159,17 @@ async function breakStaleLock(lockPath: string, staleContent: string): Promise<v
     await link(aside, lockPath).catch(() => undefined);
   }
   await rm(aside, { force: true });
+}
+
+/** `length` bytes of the file at `path` from `start`; an IntegrityError when the file is shorter. */
+export async function readRange(path: string, start: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, start);
+    if (bytesRead !== length) throw new IntegrityError(`${path}: file changed while uploading (short read)`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
 }

@@ -56,6 +56,26 @@ export {
 export { DEFAULT_LOCK_TIMEOUT_MS, writeFileAtomic } from './fsutil.js';
 export type { PulledImage, PullOptions, PushedImage, PushOptions, RemoteTarget } from './transfer.js';
 export {
+  registrySource,
+  replicateImage,
+  storeSource,
+  type ReplicatedBlob,
+  type ReplicateOptions,
+  type Replication,
+  type ReplicationSource,
+  type ReplicationTarget,
+} from './replicate.js';
+export {
+  DEFAULT_UPLOAD_CHUNK_SIZE,
+  fileJournal,
+  memoryJournal,
+  uploadBlobResumable,
+  type ResumableUploadOptions,
+  type UploadJournal,
+  type UploadRecord,
+  type UploadResult,
+} from './upload.js';
+export {
   BlobChecker,
   DEFAULT_RACY_MARGIN_MS,
   hasIntactBlob,

@@ -2,7 +2,7 @@
  * A hand-written OCI distribution-spec client: blobs (monolithic and chunked uploads, cross-repo
  * mounts), manifests, referrers, with Basic and Bearer token auth.
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import {
   IntegrityError,
   KilnError,
@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../errors/index.js';
 import { isDigest, sha256Digest, verifyDigest } from './digest.js';
+import { readRange } from './fsutil.js';
 import {
   chooseBaseUrl,
   fetchTransport,
@@ -48,7 +49,8 @@ import { MediaType, type Descriptor, type Digest, type ImageIndex } from './type
 /** Redirects followed for one GET or HEAD (blob downloads are often redirected to storage). */
 const MAX_REDIRECTS = 5;
 
-interface SendOptions {
+/** One authenticated request's options ({@link RegistryClient.request}). */
+export interface SendOptions {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: Buffer;
   /** The token scope this request needs (`repository:team/app:pull,push`). */
@@ -320,6 +322,11 @@ export class RegistryClient {
     return pullImage(this, target, store, ref, options);
   }
 
+  /** One request with the client's auth, for transfers built on it (resumable uploads). */
+  request(method: string, target: string | URL, options: SendOptions): Promise<HttpResponse> {
+    return this.send(method, target, options);
+  }
+
   /** Sends a request with auth, following redirects for GET/HEAD and answering one 401 challenge. */
   private async send(method: string, target: string | URL, options: SendOptions): Promise<HttpResponse> {
     const base = await this.baseUrl();
@@ -363,7 +370,8 @@ export class RegistryClient {
     }
   }
 
-  private async location(res: HttpResponse, from: string): Promise<URL> {
+  /** The upload URL a registry answered with (its `Location`), resolved against `from`. */
+  async location(res: HttpResponse, from: string): Promise<URL> {
     const location = res.headers.location;
     if (!location)
       throw new KilnError('unavailable', `registry ${this.registry}: upload answer has no Location header`);
@@ -376,22 +384,12 @@ function checkReference(reference: string): void {
   if (!isDigest(reference)) assertTag(reference);
 }
 
-function pullScope(repository: string): string {
+/** The token scope to read `repository`. */
+export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
-function pushScope(repository: string): string {
+/** The token scope to write `repository`. */
+export function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
-}
-
-async function readRange(path: string, start: number, length: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, start);
-    if (bytesRead !== length) throw new IntegrityError(`${path}: file changed while uploading (short read)`);
-    return buf;
-  } finally {
-    await fh.close();
-  }
 }

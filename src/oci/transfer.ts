@@ -139,7 +139,7 @@ async function pushManifestTree(
 }
 
 /** Adds `referrers` to the index at tag `sha256-<hex>` of `subject` (creating it), as the distribution spec's fallback. */
-async function updateFallbackTag(
+export async function updateFallbackTag(
   client: RegistryOps,
   repo: string,
   subject: Digest,
