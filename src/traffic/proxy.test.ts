@@ -95,6 +95,35 @@ describe('built-in proxy', () => {
     expect(b!.hits).toBe(0);
   });
 
+  it('moves a GET waiting on a backend that left the route (a lost node answers nothing) to one left', async () => {
+    const { port, backends } = await serve('a');
+    const [a] = backends;
+    const [b] = await http.start('b');
+    a!.mode = 'hang';
+    const waiting = http.request(port, '/');
+    await expect.poll(() => a!.active).toBe(1);
+    await router!.setRoute({ service: 'web', listenPort: port, backends: [b!.backend(1)] });
+    const res = await waiting;
+    expect([res.status, res.headers['x-backend']]).toEqual([200, 'b']);
+    expect([a!.hits, b!.hits]).toEqual([1, 1]);
+  });
+
+  it('leaves a POST waiting on a backend that left the route where it is: it is not safe to send twice', async () => {
+    const { port, backends } = await serve('a');
+    const [a] = backends;
+    const [b] = await http.start('b');
+    a!.mode = 'hang';
+    let settled = false;
+    const posted = http.request(port, '/', { method: 'POST', body: 'x' }).finally(() => (settled = true));
+    await expect.poll(() => a!.active).toBe(1);
+    await router!.setRoute({ service: 'web', listenPort: port, backends: [b!.backend(1)] });
+    expect((await http.request(port, '/')).headers['x-backend']).toBe('b');
+    expect(settled).toBe(false);
+    expect(b!.hits).toBe(1);
+    await a!.stop();
+    await posted.catch(() => undefined);
+  });
+
   it('passes status codes, including 4xx, through as they are', async () => {
     const { port } = await serve('a');
     expect((await http.request(port, '/?status=404')).status).toBe(404);

@@ -24,6 +24,8 @@ export class BackendState {
   downUntil = 0;
   /** Requests on this state's agent (the counters' `inFlight` spans every address the id had). */
   inFlight = 0;
+  /** Idempotent requests without a body still waiting for this backend's answer: safe to move. */
+  readonly waiting = new Set<http.ClientRequest>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -55,6 +57,20 @@ export class BackendState {
     this.inFlight++;
     this.counters.inFlight++;
     this.counters.requests++;
+  }
+
+  /**
+   * Ends the requests still waiting for an answer that are safe to send again (idempotent, no
+   * body): their proxy retries them on another backend. For a backend that left the route because
+   * it failed, such as one on a lost node, which answers nothing and resets nothing.
+   */
+  moveWaiting(): void {
+    for (const request of this.waiting) {
+      request.destroy(
+        Object.assign(new Error(`backend ${this.backend.id} left the route`), { code: 'ECONNRESET' }),
+      );
+    }
+    this.waiting.clear();
   }
 
   /** Marks one request on this backend as ended. */
@@ -223,8 +239,13 @@ export function proxyRequest(
       headers,
     });
     current = out;
+    if (retriable && !hasBody) {
+      state.waiting.add(out);
+      out.once('close', () => state.waiting.delete(out));
+    }
     out.on('response', (upstream) => {
       responded = true;
+      state.waiting.delete(out);
       counters.response(upstream.statusCode ?? 0);
       if (chooser.closing) res.shouldKeepAlive = false;
       res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, responseHeaders(upstream.rawHeaders));

@@ -114,7 +114,12 @@ export class ServiceProxy implements BackendChooser {
       return new BackendState(b, old?.counters ?? new BackendCounters());
     });
     this.snap = snapshotOf(next);
-    for (const old of byId.values()) this.retire(old);
+    for (const old of byId.values()) {
+      // Left without a drain (kiln drains the healthy ones first): it failed, and may never answer
+      // (a lost node), so the requests safe to send again go to the backends left.
+      if (!old.draining) old.moveWaiting();
+      this.retire(old);
+    }
   }
 
   /** Sends no new requests to `backendId`; returns its state, or undefined when it is not in the route. */

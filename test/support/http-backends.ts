@@ -7,8 +7,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** How a backend answers every request: normally, with 500, or by resetting the connection. */
-export type BackendMode = 'ok' | 'fail' | 'reset';
+/**
+ * How a backend answers every request: normally, with 500, by resetting the connection, or never
+ * (`hang`: it reads the request and stays silent, as a lost machine does).
+ */
+export type BackendMode = 'ok' | 'fail' | 'reset' | 'hang';
 
 /** One running test backend. */
 export interface TestBackend {
@@ -75,6 +78,7 @@ export class HttpBackends {
       }
       active++;
       res.on('close', () => active--);
+      if (mode === 'hang') return;
       const url = new URL(req.url ?? '/', 'http://backend');
       if (mode === 'fail') url.searchParams.set('status', '500');
       const delay = Number(url.searchParams.get('delay') ?? 0);
