@@ -14,6 +14,7 @@ const UNDER_LOAD = [
   'test/e2e/fleet-rings.test.ts',
   'test/e2e/fleet-scale.test.ts',
   'test/e2e/fleet-stateful.test.ts',
+  'test/e2e/fleet-swarm.test.ts',
   'test/e2e/regions.test.ts',
 ];
 

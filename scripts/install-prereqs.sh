@@ -4,7 +4,8 @@
 set -euo pipefail
 
 runtime_pkgs=(crun runc tini gpgv debian-archive-keyring util-linux ca-certificates)
-test_pkgs=(skopeo umoci podman docker-registry dpkg gnupg xz-utils busybox-static openssl mmdebstrap haproxy uidmap chromium)
+# docker.io and iproute2: the swarm tests run a dockerd per network namespace (never on the host's own).
+test_pkgs=(skopeo umoci podman docker-registry dpkg gnupg xz-utils busybox-static openssl mmdebstrap haproxy uidmap chromium docker.io iproute2)
 
 pkgs=("${runtime_pkgs[@]}")
 if [[ "${1:-}" == "--tests" ]]; then pkgs+=("${test_pkgs[@]}"); fi

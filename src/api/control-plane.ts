@@ -32,6 +32,7 @@ import {
 import { FleetPlane } from './plane.js';
 import { KnownStatePlane } from './plane-known.js';
 import { startApiServer, type ApiServer } from './server.js';
+import { targetDriver, type NamedTarget } from './target-driver.js';
 import { readTlsFiles, type TlsFiles } from './tls.js';
 
 /** Where a project's control plane keeps its files, under its `.kiln` home. */
@@ -66,6 +67,8 @@ export interface ControlPlaneOptions {
   readonly tls?: TlsFiles;
   /** How often every instance is checked against its release (drift); 0 turns it off. @default 2 s */
   readonly verifyIntervalMs?: number;
+  /** Run the instances on this declared target (`kiln server --target`). @default this machine */
+  readonly target?: NamedTarget;
 }
 
 /** A running control plane. */
@@ -111,16 +114,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const home = homePaths(options.home);
     // Deploys admit only images signed by a key the service trusts (by default this project's own).
     const images = storeCatalog(await OciStore.open(home.store), files.rootfs, { keysDir: home.keys });
-    const init = findInit();
-    if (!init) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
-    const driver = new LocalRuntimeDriver({
-      stateDir: files.instances,
-      logDir: files.logs,
-      rootfs: (digest) => images.rootfs(digest),
-      // tini as PID 1: SIGTERM reaches processes that ignore it as PID 1, and orphans are reaped.
-      ...(init ? { init } : {}),
-      ...(options.runtime ? { runtime: options.runtime } : {}),
-    });
+    const onTarget =
+      options.target &&
+      targetDriver(options.target, { home: options.home, store: () => OciStore.open(home.store), log });
+    const init = onTarget ? undefined : findInit();
+    if (!init && !onTarget) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
+    const driver =
+      onTarget ??
+      new LocalRuntimeDriver({
+        stateDir: files.instances,
+        logDir: files.logs,
+        rootfs: (digest) => images.rootfs(digest),
+        // tini as PID 1: SIGTERM reaches processes that ignore it as PID 1, and orphans are reaped.
+        ...(init ? { init } : {}),
+        ...(options.runtime ? { runtime: options.runtime } : {}),
+      });
     closers.push(() => driver.close());
     // Every control plane on this host takes instance ports from one range: claims keep two apart.
     const portClaims = new HostPortClaims(defaultClaimsDir(), options.home);

@@ -64,4 +64,5 @@ export {
   type ControlPlaneOptions,
   type RunningControlPlane,
 } from './control-plane.js';
+export { pushedImage, targetDriver, type NamedTarget } from './target-driver.js';
 export { FAKE_DIGEST, FAKE_TIME, FakeControlPlane, type PlaneCall } from './fake.js';

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import {
   SELF_SIGNED_HINT,
+  type NamedTarget,
   startControlPlane,
   type RunningControlPlane,
   type TlsFiles,
@@ -79,9 +80,10 @@ export function tlsFiles(opts: TlsOptions): TlsFiles | undefined {
 /** The control plane of `config`'s project; the config is read again for every deploy. */
 export async function startFor(
   config: LoadedConfig,
-  opts: { port?: string; runtime?: 'crun' | 'runc'; verifyInterval?: string } & TlsOptions,
+  opts: { port?: string; runtime?: 'crun' | 'runc'; verifyInterval?: string; target?: string } & TlsOptions,
 ): Promise<RunningControlPlane> {
   const tls = tlsFiles(opts);
+  const target = opts.target === undefined ? undefined : declaredTarget(config, opts.target);
   const verifyIntervalMs = opts.verifyInterval === undefined ? undefined : parseInterval(opts.verifyInterval);
   const cp = await startControlPlane({
     home: homeFor(config),
@@ -90,6 +92,7 @@ export async function startFor(
     ...(opts.runtime ? { runtime: opts.runtime } : {}),
     ...(tls ? { tls } : {}),
     ...(verifyIntervalMs !== undefined ? { verifyIntervalMs } : {}),
+    ...(target ? { target } : {}),
     log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
   });
   if (cp.newAdminToken) {
@@ -98,6 +101,22 @@ export async function startFor(
     );
   }
   return cp;
+}
+
+/** The target `name` of the config; a ValidationError naming the declared ones otherwise. */
+export function declaredTarget(config: LoadedConfig, name: string): NamedTarget {
+  const targets = config.stack.targets;
+  if (Object.hasOwn(targets, name)) return { name, spec: targets[name]! };
+  const known = Object.keys(targets);
+  throw new ValidationError(config.file, [
+    {
+      path: 'targets',
+      message: `--target ${name}: no such target`,
+      fix: known.length
+        ? `use one of: ${known.join(', ')}`
+        : `declare it: targets: { ${name}: { driver: 'swarm', docker: 'unix:///var/run/docker.sock', registry: 'host:5000/kiln' } }`,
+    },
+  ]);
 }
 
 /** `kiln server`: run the control plane (API, fleet controller, router) in the foreground. */
@@ -112,9 +131,18 @@ export function serverCommand(): Command {
     .option(...TLS_CERT_OPTION)
     .option(...TLS_KEY_OPTION)
     .option(...VERIFY_INTERVAL_OPTION)
+    .option(
+      '--target <name>',
+      "run the instances on this declared target (such as a swarm: targets: { prod: { driver: 'swarm', … } })",
+    )
     .action(
       async (
-        opts: { port: string; runtime?: 'crun' | 'runc'; verifyInterval?: string } & TlsOptions,
+        opts: {
+          port: string;
+          runtime?: 'crun' | 'runc';
+          verifyInterval?: string;
+          target?: string;
+        } & TlsOptions,
         cmd: Command,
       ) => {
         const config = await loadFromOptions(cmd);

@@ -9,7 +9,7 @@ import type { Digest } from '../oci/index.js';
 import type { InstanceStatus, RuntimeDriver } from '../runtime/index.js';
 import type { Backend, TrafficRouter } from '../traffic/index.js';
 import { releaseSpec } from './desired.js';
-import { instanceEnv, instanceMounts, readyOf } from './stateful.js';
+import { engineHealthCheck, instanceEnv, instanceMounts, readyOf } from './stateful.js';
 import type { ImageCatalog } from './images.js';
 import type { HostPortClaims } from './host-ports.js';
 import { PortPicker } from './ports.js';
@@ -74,6 +74,8 @@ export class Executor {
       const status = statuses.get(record.id);
       const tracked = tracker.get(record.id);
       if (tracked?.stopping) continue;
+      // An instance the engine placed on another node (a lost node's) is reached there from now on.
+      if (tracked && status?.host !== undefined) tracked.host = status.host;
       if (!status || status.state === 'exited') {
         if (tracked && !status && tracked.state.phase === 'starting') continue; // being started right now
         await this.#finalise(record.id, status, 'exited');
@@ -82,6 +84,7 @@ export class Executor {
       if (!tracked) {
         const spec = releaseSpec(store.releases.get(record.service, record.release)).service;
         const t = tracker.track(record, spec.health, readyOf(spec));
+        if (status.host !== undefined) t.host = status.host;
         this.#o.log(`adopted ${t.id} (${t.service} ${t.release}, ${t.state.phase})`);
         // An instance whose start was in flight when the last control plane died has no
         // `instance.started`; this is where the log learns it runs.
@@ -179,11 +182,11 @@ export class Executor {
         ? await this.#record(service, rel.number, role)
         : this.#recordIdentity(service, rel.number, spec.service.port + ordinal, ordinal);
     if (!record) return;
-    tracker.track(record, spec.service.health, readyOf(spec.service));
+    const tracked = tracker.track(record, spec.service.health, readyOf(spec.service));
     const port = record.port!;
     try {
       const mounts = await instanceMounts(this.#o.dataDir, spec, rel.name, ordinal);
-      await driver.start({
+      const started = await driver.start({
         id: record.id,
         service,
         release: rel.name,
@@ -198,6 +201,7 @@ export class Executor {
           : {}),
         ...(spec.service.resources.cpus !== undefined ? { cpus: spec.service.resources.cpus } : {}),
         ...(mounts.length > 0 ? { mounts } : {}),
+        ...engineHealthCheck(spec.service.health),
         labels: {
           'kiln.service': service,
           'kiln.release': rel.name,
@@ -205,6 +209,7 @@ export class Executor {
           ...(ordinal === undefined ? {} : { 'kiln.identity': `${service}-${ordinal}` }),
         },
       });
+      if (started.host !== undefined) tracked.host = started.host;
       store.events.append({
         kind: 'instance.started',
         service,
@@ -343,12 +348,12 @@ export class Executor {
     const out: Backend[] = [];
     for (const b of backends) {
       const t = tracker.get(b.id);
-      if (t) out.push({ id: b.id, host: this.#o.host, port: t.port, weight: b.weight });
+      if (t) out.push({ id: b.id, host: t.host ?? this.#o.host, port: t.port, weight: b.weight });
     }
     // Instances draining stay in the route at weight 0 until their requests finish.
     for (const t of tracker.all()) {
       if (t.service === service && t.state.phase === 'draining' && !out.some((b) => b.id === t.id)) {
-        out.push({ id: t.id, host: this.#o.host, port: t.port, weight: 0 });
+        out.push({ id: t.id, host: t.host ?? this.#o.host, port: t.port, weight: 0 });
       }
     }
     out.sort((a, b) => (a.id < b.id ? -1 : 1));

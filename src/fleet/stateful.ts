@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConflictError } from '../errors/index.js';
-import type { BindMount } from '../runtime/index.js';
+import type { BindMount, EngineHealthCheck } from '../runtime/index.js';
 import type { HealthSpec, ServiceSpec } from '../spec/index.js';
 import type { InstanceRecord } from '../state/index.js';
 import type { ReleaseSpec } from './desired.js';
@@ -100,6 +100,23 @@ export function instanceEnv(
     KILN_INSTANCE: record.id,
     ...(record.role ? { KILN_ROLE: record.role } : {}),
     ...(record.ordinal === undefined ? {} : identityEnv(spec.service, record.ordinal, host)),
+  };
+}
+
+/**
+ * The check an engine with its own health checks (Swarm) runs inside the instance: a service's
+ * `exec` health. HTTP and TCP health are probed by kiln from the control plane's side, where the
+ * router is, and are not handed to the engine (an image need not have a client to check itself).
+ */
+export function engineHealthCheck(health: HealthSpec): { healthCheck?: EngineHealthCheck } {
+  if (health.exec === undefined) return {};
+  return {
+    healthCheck: {
+      args: health.exec,
+      intervalMs: health.interval,
+      timeoutMs: health.timeout,
+      retries: health.threshold,
+    },
   };
 }
 

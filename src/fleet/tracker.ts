@@ -32,6 +32,8 @@ export interface Tracked {
   readonly release: string;
   readonly role?: InstanceRole;
   readonly port: number;
+  /** Where the instance is reached when not the controller's host (a Swarm node); follows reschedules. */
+  host?: string;
   readonly health: HealthSpec;
   /** A stateful identity's ordinal. */
   readonly ordinal?: number;
@@ -169,7 +171,7 @@ export class InstanceTracker {
   #probe(t: Tracked): void {
     t.probing = true;
     const { host, prober, exec, clock } = this.#options;
-    const target = { id: t.id, host, port: t.port };
+    const target = { id: t.id, host: t.host ?? host, port: t.port };
     void prober(target, t.health, exec(t.id))
       .catch(() => false)
       .then(async (ok) => {

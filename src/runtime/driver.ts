@@ -48,6 +48,20 @@ export interface InstanceSpec {
   readonly mounts?: readonly BindMount[];
   /** Free-form labels reported back by `list` and `inspect`. @default {} */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * A check the engine itself runs inside the instance (a Swarm service's HEALTHCHECK). kiln's own
+   * probes judge health either way; drivers without an engine-side check ignore it. @default none
+   */
+  readonly healthCheck?: EngineHealthCheck;
+}
+
+/** {@link InstanceSpec.healthCheck}: a command run inside the instance that must exit 0. */
+export interface EngineHealthCheck {
+  readonly args: readonly string[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive failures that make the engine call the instance unhealthy. */
+  readonly retries: number;
 }
 
 /**
@@ -63,6 +77,12 @@ export interface InstanceStatus {
   readonly release: string;
   readonly digest: Digest;
   readonly port: number;
+  /**
+   * Where the instance is reached (`host:port`) when that is not the control plane's own host: the
+   * address of the Swarm node it runs on now, which changes when it is rescheduled. @default the
+   * control plane's host (local instances listen on its loopback)
+   */
+  readonly host?: string;
   readonly state: InstanceState;
   /** The instance's init process as the host sees it, while it runs. */
   readonly pid?: number;
@@ -268,11 +288,16 @@ export function processOf(spec: InstanceSpec): {
   };
 }
 
-/** The status of an instance of `spec` in `state`; `extra` adds the observed pid, exit code and start time. */
+/** The status of an instance of `spec` in `state`; `extra` adds the observed pid, exit code, start time and host. */
 export function statusOf(
   spec: InstanceSpec,
   state: InstanceState,
-  extra: { pid?: number | undefined; exitCode?: number | undefined; startedAt?: string | undefined } = {},
+  extra: {
+    pid?: number | undefined;
+    exitCode?: number | undefined;
+    startedAt?: string | undefined;
+    host?: string | undefined;
+  } = {},
 ): InstanceStatus {
   return {
     id: spec.id,
@@ -280,6 +305,7 @@ export function statusOf(
     release: spec.release,
     digest: spec.digest,
     port: spec.port,
+    ...(extra.host === undefined ? {} : { host: extra.host }),
     state,
     ...(extra.pid === undefined ? {} : { pid: extra.pid }),
     ...(extra.exitCode === undefined ? {} : { exitCode: extra.exitCode }),

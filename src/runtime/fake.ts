@@ -51,6 +51,8 @@ interface FakeInstance {
   state: 'running' | 'exited';
   exitCode?: number;
   log: string;
+  /** Set by {@link FakeHost.place}: the machine it runs on, as a multi-node engine reports it. */
+  host?: string;
 }
 
 /** The machine fake instances run on: they outlive any one driver, as real containers do. */
@@ -84,6 +86,11 @@ export class FakeHost {
     instance.exitCode = exitCode;
     const status = this.status(instance);
     for (const driver of this.#drivers) driver.notifyExit(status);
+  }
+
+  /** Moves an instance to machine `host`, as an engine such as Swarm does after a node is lost. */
+  place(id: string, host: string): void {
+    this.#get(id).host = host;
   }
 
   /** @internal Used by FakeRuntimeDriver. */
@@ -134,6 +141,7 @@ export class FakeHost {
       pid: instance.state === 'running' ? instance.pid : undefined,
       exitCode: instance.exitCode,
       startedAt: instance.startedAt,
+      host: instance.host,
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * The runtime context: turning an unpacked image into running containers. The fleet drives
  * instances through the `RuntimeDriver` interface, implemented in memory (`FakeRuntimeDriver`) and
- * over the host's crun or runc (`LocalRuntimeDriver`); below them, OCI runtime-spec synthesis, a
+ * over the host's crun or runc (`LocalRuntimeDriver`) and as Docker Swarm services over the Engine
+ * API (`SwarmRuntimeDriver`); below them, OCI runtime-spec synthesis, a
  * one-off runner and the rootfs per image digest.
  */
 export {
@@ -42,16 +43,16 @@ export { inspectCgroups, type CgroupHost, type CgroupMode, type CgroupMount } fr
 export {
   ensureRootfs,
   filesManifestPath,
-  processFromImage,
   filesManifestSource,
+  processFromImage,
   quarantineRootfs,
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
 } from './image-rootfs.js';
 export { attachedFiles, FILES_ARTIFACT_TYPE, filesOfLayers, type FilesArtifact } from './image-files.js';
 export {
-  compareTree,
   compareEntries,
+  compareTree,
   describeDrift,
   walkTree,
   type CompareOptions,
@@ -67,6 +68,7 @@ export {
   INSTANCE_ID_PATTERN,
   validateInstanceSpec,
   type ExecOptions,
+  type EngineHealthCheck,
   type ExecResult,
   type InstanceDescription,
   type InstanceSpec,
@@ -93,3 +95,11 @@ export {
   TINI_STATIC,
   type LocalRuntimeDriverOptions,
 } from './local.js';
+export {
+  DEFAULT_SWARM_POLL_MS,
+  DEFAULT_SWARM_SCOPE,
+  DEFAULT_SWARM_START_TIMEOUT_MS,
+  SwarmRuntimeDriver,
+  type SwarmRuntimeDriverOptions,
+} from './swarm/driver.js';
+export { parseEngineUrl } from './swarm/engine.js';

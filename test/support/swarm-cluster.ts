@@ -1,0 +1,334 @@
+/**
+ * Test support: a Docker Swarm of N nodes on this machine. Each node is a network namespace
+ * (`ip netns add`, a veth on a bridge of the test's own) running Debian's dockerd as PID 1 of its
+ * own PID, mount and UTS namespaces, so SIGKILL to that one PID stops the whole node — dockerd,
+ * containerd, shims and containers — as a lost machine would, and its mounts vanish with it.
+ * The first node inits the swarm; the others join as workers. A Debian `docker-registry` on the
+ * bridge's host address serves images to the nodes. `destroy()` removes everything, by PID and by
+ * name, even after a failure. Traffic stays on the bridge and in the namespaces made here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import { allowTestNetwork } from './loopback-only.js';
+
+/** The Docker CLI of Debian's docker.io (the one that matches its dockerd). */
+export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+const DOCKERD = '/usr/sbin/dockerd';
+const REGISTRY = '/usr/bin/docker-registry';
+
+/** Why a swarm cannot be made here, with the fix; undefined when it can. */
+export function swarmUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0)
+    return 'the swarm tests make network namespaces and run dockerd: run them as root';
+  const missing = [
+    [DOCKERD, 'docker.io'],
+    [REGISTRY, 'docker-registry'],
+    ['/usr/bin/unshare', 'util-linux'],
+    ['/usr/bin/nsenter', 'util-linux'],
+  ].filter(([file]) => !existsSync(file!));
+  if (missing.length === 0) return undefined;
+  const pkgs = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
+  return `${missing.map(([f]) => f).join(', ')} not installed: apt-get install ${pkgs} (scripts/install-prereqs.sh --tests does)`;
+}
+
+/** One node of the test swarm. */
+export interface TestSwarmNode {
+  readonly index: number;
+  /** Its hostname, as `docker node ls` shows it. */
+  readonly hostname: string;
+  /** Its address on the bridge. */
+  readonly address: string;
+  /** Its engine: `unix:///…/docker.sock`. */
+  readonly docker: string;
+  /** The host PID of its dockerd (PID 1 of the node's namespaces); undefined once stopped. */
+  pid: number | undefined;
+}
+
+/** A running test swarm. */
+export interface TestSwarm {
+  readonly nodes: readonly TestSwarmNode[];
+  /** The first node: the swarm's manager. */
+  readonly manager: TestSwarmNode;
+  /** `ADDRESS:PORT` of the registry the nodes pull from. */
+  readonly registry: string;
+  /** Every node's engine, by hostname: the driver's `nodes` option. */
+  readonly nodeEngines: Readonly<Record<string, string>>;
+  /** Runs the Docker CLI against a node (the manager by default). */
+  docker(args: readonly string[], node?: TestSwarmNode): Promise<string>;
+  /** Imports a root filesystem directory as `REGISTRY/REPO:latest`, pushes it and returns `REGISTRY/REPO@sha256:…`. */
+  pushRootfs(dir: string, repo: string): Promise<string>;
+  /** Stops a node as a crash would: SIGKILL to its dockerd, which ends every process of the node. */
+  stopNode(node: TestSwarmNode): Promise<void>;
+  /** Starts a stopped node's dockerd again, on its old state; resolves once the swarm has it Ready. */
+  restartNode(node: TestSwarmNode): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** Options of {@link startSwarm}. */
+export interface SwarmOptions {
+  /** @default 1 */
+  readonly nodes?: number;
+  /** Names the namespaces, the bridge and the directories, so runs side by side never meet. */
+  readonly tag: string;
+}
+
+/** Makes the bridge, the namespaces, the dockerds, the registry and the swarm; undoes it all on failure. */
+export async function startSwarm(options: SwarmOptions): Promise<TestSwarm> {
+  const undo: (() => Promise<unknown>)[] = [];
+  const count = options.nodes ?? 1;
+  const id = `${options.tag.slice(0, 4)}${randomBytes(2).toString('hex')}`;
+  const dir = await mkdtemp(path.join(tmpdir(), `kiln-swarm-${id}-`));
+  undo.push(() => rm(dir, { recursive: true, force: true }));
+  const children: ChildProcess[] = [];
+  const nodes: TestSwarmNode[] = [];
+  const destroy = async () => {
+    const errors: unknown[] = [];
+    for (const step of undo.splice(0).reverse()) await step().catch((e: unknown) => errors.push(e));
+    if (errors.length > 0) throw new AggregateError(errors, 'tearing the test swarm down');
+  };
+  try {
+    const subnet = await freeSubnet();
+    const disallow = allowTestNetwork(`${subnet}.`);
+    undo.push(async () => disallow());
+    const bridge = `kb${id}`;
+    await ip(['link', 'add', bridge, 'type', 'bridge']);
+    undo.push(() => ip(['link', 'del', bridge]));
+    await ip(['addr', 'add', `${subnet}.1/24`, 'dev', bridge]);
+    await ip(['link', 'set', bridge, 'up']);
+    const registry = await startRegistry(path.join(dir, 'registry'), `${subnet}.1`, children, undo);
+    for (let i = 1; i <= count; i++) {
+      const node = await startNode({ dir, id, i, subnet, bridge, registry, undo, children });
+      nodes.push(node);
+    }
+    const manager = nodes[0]!;
+    const cli = (args: readonly string[], node: TestSwarmNode = manager) =>
+      execa(DOCKER_CLI, ['-H', node.docker, ...args]).then((r) => r.stdout.trim());
+    await cli(['swarm', 'init', '--advertise-addr', manager.address]);
+    const token = await cli(['swarm', 'join-token', '-q', 'worker']);
+    for (const node of nodes.slice(1)) {
+      await cli(
+        ['swarm', 'join', '--token', token, '--advertise-addr', node.address, `${manager.address}:2377`],
+        node,
+      );
+    }
+    await waitUntil(`${count} ready swarm nodes`, async () => {
+      const ready = (await cli(['node', 'ls', '--format', '{{.Status}}'])).split('\n');
+      return ready.filter((s) => s === 'Ready').length === count;
+    });
+    return {
+      nodes,
+      manager,
+      registry,
+      nodeEngines: Object.fromEntries(nodes.map((n) => [n.hostname, n.docker])),
+      docker: cli,
+      async pushRootfs(rootfs, repo) {
+        const tar = path.join(dir, `${repo.replace(/\W/g, '_')}.tar`);
+        await execa('tar', ['-C', rootfs, '-cf', tar, '.']);
+        const tagged = `${registry}/${repo}:latest`;
+        await cli(['import', tar, tagged]);
+        const pushed = await cli(['push', tagged]);
+        const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
+        if (!digest) throw new Error(`docker push printed no digest:\n${pushed}`);
+        return `${registry}/${repo}@${digest}`;
+      },
+      async stopNode(node) {
+        if (node.pid === undefined) return;
+        process.kill(node.pid, 'SIGKILL');
+        await waitUntil(
+          `node ${node.hostname} to stop`,
+          async () => !existsSync(`/proc/${node.pid}/stat`) || isZombie(node.pid!),
+        );
+        node.pid = undefined;
+      },
+      async restartNode(node) {
+        if (node.pid !== undefined) return;
+        await launches.get(node)!();
+        await waitUntil(`${node.hostname} to be Ready again`, async () => {
+          const line = await cli([
+            'node',
+            'ls',
+            '--filter',
+            `name=${node.hostname}`,
+            '--format',
+            '{{.Status}}',
+          ]);
+          return line === 'Ready';
+        });
+      },
+      destroy,
+    };
+  } catch (err) {
+    await destroy().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function startNode(o: {
+  dir: string;
+  id: string;
+  i: number;
+  subnet: string;
+  bridge: string;
+  registry: string;
+  undo: (() => Promise<unknown>)[];
+  children: ChildProcess[];
+}): Promise<TestSwarmNode> {
+  const ns = `ks${o.id}-${o.i}`;
+  const veth = `kv${o.id}${o.i}`;
+  const address = `${o.subnet}.${10 + o.i}`;
+  await ip(['netns', 'add', ns]);
+  o.undo.push(() => ip(['netns', 'del', ns]));
+  await ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  o.undo.push(() => ip(['link', 'del', veth]).catch(() => undefined)); // gone with the namespace
+  await ip(['link', 'set', veth, 'master', o.bridge, 'up']);
+  await ip(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
+  await ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  await ip(['-n', ns, 'route', 'add', 'default', 'via', `${o.subnet}.1`]);
+  const home = path.join(o.dir, `n${o.i}`);
+  await mkdir(path.join(home, 'data'), { recursive: true });
+  await mkdir(path.join(home, 'exec'), { recursive: true });
+  const socket = path.join(home, 'docker.sock');
+  const node: TestSwarmNode = {
+    index: o.i,
+    hostname: ns,
+    address,
+    docker: `unix://${socket}`,
+    pid: undefined,
+  };
+  // A private /run: containerd's shim sockets and dockerd's runtime files go when the node goes.
+  const script = [
+    'mount -t tmpfs -o mode=755 tmpfs /run',
+    // Left by a dockerd that was killed; as PID 1 of a new namespace it would find itself in it.
+    `rm -f ${home}/docker.pid`,
+    `hostname ${ns}`,
+    `exec ${DOCKERD} --data-root ${home}/data --exec-root ${home}/exec --pidfile ${home}/docker.pid ` +
+      `-H unix://${socket} --insecure-registry ${o.subnet}.0/24 --log-level warn`,
+  ].join(' && ');
+  const launch = async (): Promise<void> => {
+    const child = spawn(
+      'nsenter',
+      [`--net=/var/run/netns/${ns}`, 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--uts',
+        '--kill-child=SIGKILL', '/bin/sh', '-c', script], // prettier-ignore
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-20_000)));
+    o.children.push(child);
+    const running = () => child.exitCode === null && child.signalCode === null;
+    o.undo.push(async () => {
+      if (!running()) return; // stopped already: its PID may be another process's by now
+      const pid = (await initOf(child.pid)) ?? child.pid;
+      if (pid !== undefined) process.kill(pid, 'SIGKILL');
+      if (running()) await new Promise((resolve) => child.once('exit', resolve));
+    });
+    await waitUntil(
+      `dockerd of ${ns}`,
+      async () => {
+        if (!running()) throw new Error(`dockerd of ${ns} exited:\n${stderr}`);
+        node.pid ??= await initOf(child.pid);
+        const version = await execa(DOCKER_CLI, ['-H', node.docker, 'version'], { reject: false });
+        return existsSync(socket) && version.exitCode === 0;
+      },
+      60_000,
+    );
+  };
+  launches.set(node, launch);
+  await launch();
+  return node;
+}
+
+/** How each node's dockerd is started, again after a stop. */
+const launches = new WeakMap<TestSwarmNode, () => Promise<void>>();
+
+/** The PID namespace's init (dockerd) that `unshare --fork` started: its only child. */
+async function initOf(unsharePid: number | undefined): Promise<number | undefined> {
+  if (unsharePid === undefined) return undefined;
+  const text = await readFile(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.trim().split(/\s+/)[0] ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+async function startRegistry(
+  dir: string,
+  address: string,
+  children: ChildProcess[],
+  undo: (() => Promise<unknown>)[],
+): Promise<string> {
+  await mkdir(path.join(dir, 'storage'), { recursive: true });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = 15_000 + Math.floor(Math.random() * 5_000);
+    const config = path.join(dir, `config-${port}.yml`);
+    await writeFile(
+      config,
+      `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/storage\nhttp:\n  addr: ${address}:${port}\n`,
+    );
+    const child = spawn(REGISTRY, ['serve', config], { stdio: 'ignore' });
+    children.push(child);
+    const stop = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+    };
+    undo.push(stop);
+    const up = await waitUntil(
+      'the registry',
+      async () => {
+        if (child.exitCode !== null) return 'exited';
+        const res = await fetch(`http://${address}:${port}/v2/`).catch(() => undefined);
+        return res?.ok ? 'up' : undefined;
+      },
+      20_000,
+    ).catch(() => 'exited');
+    if (up === 'up') return `${address}:${port}`;
+    await stop();
+  }
+  throw new Error(`docker-registry did not start on ${address}`);
+}
+
+/** A 10.213.X.0/24 that no interface of this host has. */
+async function freeSubnet(): Promise<string> {
+  const used = (await execa('ip', ['-4', '-o', 'addr'])).stdout;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const subnet = `10.213.${1 + Math.floor(Math.random() * 254)}`;
+    if (!used.includes(` ${subnet}.`)) return subnet;
+  }
+  throw new Error('no free 10.213.X.0/24 subnet for the test swarm');
+}
+
+async function ip(args: readonly string[]): Promise<void> {
+  await execa('ip', args);
+}
+
+async function isZombie(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' || /^\d+ \(.*\) [ZX]/s.test(stat);
+}
+
+/** Polls `check` until it returns something truthy (returned), or throws at the deadline. */
+async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+      if (err instanceof Error && /exited/.test(err.message)) throw err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}
