@@ -56,6 +56,11 @@ export interface RuntimeDriverConformanceOptions {
   readonly digest: Digest;
   /** Whether instances really listen on their port; then the suite fetches from them. */
   readonly realNetwork: boolean;
+  /**
+   * Where the HTTP test's instance listens, inside it: an engine that reaches it from outside
+   * its network namespace (a swarm node's published port) needs `0.0.0.0`. @default '127.0.0.1'
+   */
+  readonly listen?: string;
   /** The body of `GET /` when `realNetwork`. @default 'kiln conformance\n' */
   readonly indexBody?: string;
   /** How long to wait for something asynchronous to show (a log line, a socket). @default 15_000 */
@@ -278,12 +283,15 @@ export function runRuntimeDriverConformance(
 
     if (!options.realNetwork) return;
 
-    it('serves HTTP on 127.0.0.1 at its port', async () => {
+    it('serves HTTP at its port, on the address it reports (127.0.0.1 unless its node says)', async () => {
       const d = await driver();
-      const spec = await specFor(SERVE_SCRIPT);
+      const spec = await specFor(SERVE_SCRIPT.replace('127.0.0.1', options.listen ?? '127.0.0.1'));
       await d.start(spec);
       const body = await eventually('an HTTP answer', async () => {
-        const response = await fetch(`http://127.0.0.1:${spec.port}/`);
+        // An engine may place the instance, and report where, only once it runs.
+        const host = (await d.inspect(spec.id))?.host ?? '127.0.0.1';
+        const response = await fetch(`http://${host}:${spec.port}/`).catch(() => undefined);
+        if (!response) return undefined;
         return response.ok ? response.text() : undefined;
       });
       expect(body).toBe(options.indexBody ?? 'kiln conformance\n');

@@ -58,8 +58,9 @@ describe.skipIf(unavailable !== undefined)('swarm runtime driver on a one-node s
     get digest() {
       return digestOf(reference);
     },
-    // Instances listen inside their own network namespace, reached at the node's address (below).
-    realNetwork: false,
+    // Instances listen inside their own network namespace, reached at the node's address.
+    realNetwork: true,
+    listen: '0.0.0.0',
     patienceMs: 30_000,
   });
 
