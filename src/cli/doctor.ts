@@ -2,9 +2,9 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { execa } from 'execa';
 import { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from '../bake/index.js';
-import { detectRuntimes, findInit, inspectCgroups, TINI_STATIC } from '../runtime/index.js';
+import { detectRuntimes, findInit, inspectCgroups, probeSwarm, TINI_STATIC } from '../runtime/index.js';
 import { ValidationError } from '../errors/index.js';
-import type { MirrorSpec } from '../spec/index.js';
+import type { MirrorSpec, TargetSpec } from '../spec/index.js';
 import { aptRootFromEnv, loadFromOptions, printJson } from './common.js';
 
 /** What `runDoctor` checks against. */
@@ -15,6 +15,8 @@ export interface DoctorOptions {
   readonly mirror?: MirrorSpec;
   readonly aptRoot?: string;
   readonly fetch?: typeof fetch;
+  /** The config's targets: each swarm target's engine is asked whether kiln can run through it. */
+  readonly targets?: Readonly<Record<string, TargetSpec>>;
 }
 
 /** One prerequisite and what to do when it is missing. */
@@ -157,8 +159,28 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
     ['busybox', 'busybox-static', ['--help']],
     ['openssl', 'openssl', ['version']],
     ['mmdebstrap', 'mmdebstrap', undefined],
+    ['dockerd', 'docker.io', ['--version']],
+    ['ip', 'iproute2', ['-V']],
   ] as const) {
     checks.push(await toolCheck(tool, pkg, 'tests', args ? [...args] : undefined));
+  }
+  checks.push(...(await targetChecks(options.targets ?? {})));
+  return checks;
+}
+
+/** One check per swarm target: its engine answers, and is a manager of an active swarm. */
+async function targetChecks(targets: Readonly<Record<string, TargetSpec>>): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  for (const [name, target] of Object.entries(targets)) {
+    if (target.driver !== 'swarm') continue;
+    const probe = await probeSwarm(target.docker);
+    checks.push({
+      name: `target ${name}`,
+      ok: probe.ok,
+      level: 'recommended',
+      detail: `${target.docker}: ${probe.detail}`,
+      ...(probe.fix ? { fix: probe.fix } : {}),
+    });
   }
   return checks;
 }
@@ -232,6 +254,7 @@ export function doctorCommand(): Command {
       const checks = await runDoctor({
         ...(suite ? { suite } : {}),
         ...(config?.stack.mirror ? { mirror: config.stack.mirror } : {}),
+        ...(config ? { targets: config.stack.targets } : {}),
         ...aptRootFromEnv(),
       });
       if (configCheck) checks.unshift(configCheck);

@@ -103,3 +103,4 @@ export {
   type SwarmRuntimeDriverOptions,
 } from './swarm/driver.js';
 export { parseEngineUrl } from './swarm/engine.js';
+export { probeSwarm, type SwarmProbe } from './swarm/probe.js';
