@@ -113,7 +113,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     closers.push(() => router.close());
     const home = homePaths(options.home);
     // Deploys admit only images signed by a key the service trusts (by default this project's own).
-    const images = storeCatalog(await OciStore.open(home.store), files.rootfs, { keysDir: home.keys });
+    const imageStore = await OciStore.open(home.store);
+    const images = storeCatalog(imageStore, files.rootfs, { keysDir: home.keys });
     const onTarget =
       options.target &&
       targetDriver(options.target, { home: options.home, store: () => OciStore.open(home.store), log });
@@ -190,6 +191,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       ...(options.port !== undefined ? { port: options.port } : {}),
       log,
       audit: store.audit,
+      // The image store is served as an OCI registry under /v2/, with the same tokens.
+      registry: imageStore,
       ...(tls ? { tls } : {}),
     });
     closers.push(() => api.close());

@@ -4,9 +4,15 @@
  * scope (403 without it), and every mutating route refused is in the audit log. The dashboard's
  * actions and paths no route has are held to the same.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OciStore } from '../oci/index.js';
 import type { TokenScope } from '../state/index.js';
 import { hasScope } from './auth.js';
+import { REGISTRY_CHALLENGE } from './registry-http.js';
+import { REGISTRY_ROUTES, type RegistryRoute } from './registry-routes.js';
 import { ROUTES, type Route } from './routes.js';
 import { call, errorOf, serve as serveFake } from './testkit.js';
 
@@ -21,10 +27,13 @@ const PARAMS: Readonly<Record<string, string>> = {
   id: 'web-1',
   command: 'promote',
   session: 'exec-1',
+  reference: 'latest',
+  digest: `sha256:${'0'.repeat(64)}`,
+  uuid: '00000000-0000-4000-8000-000000000000',
 };
 
 /** A concrete path for a route's pattern: `/v1/services/:name/rollout/:command` → `/v1/services/web/rollout/promote`. */
-function pathOf(route: Route): string {
+function pathOf(route: Route | RegistryRoute): string {
   return route.path.replace(/:([a-z]+)/g, (_, param: string) => PARAMS[param] ?? 'x');
 }
 
@@ -32,7 +41,9 @@ const label = (route: Route) => `${route.method} ${route.path}`;
 const mutating = ROUTES.filter((r) => r.method !== 'GET');
 
 async function serve() {
-  const s = await serveFake(undo);
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-routes-store-'));
+  undo.push(() => rm(dir, { recursive: true, force: true }));
+  const s = await serveFake(undo, { registry: await OciStore.open(dir) });
   const bearer: Readonly<Record<TokenScope, string>> = {
     read: s.tokens.reader,
     deploy: s.tokens.ci,
@@ -143,12 +154,95 @@ describe('every route of the table', () => {
 describe('paths no route has', () => {
   it('answer 401 without a token, so nothing is learnt of the API, and 404 with one', async () => {
     const { api, bearer } = await serve();
-    // No registry (/v2/) is served: its paths are held to the same tokens.
-    for (const path of ['/v1/nope', '/v1', '/v2/', '/v2/web/manifests/latest', '/v1/status/x']) {
+    for (const path of ['/v1/nope', '/v1', '/v2', '/v2/web/nope', '/v1/status/x']) {
       expect((await call(api.url, path)).status, path).toBe(401);
       expect((await call(api.url, path, { method: 'POST' })).status, path).toBe(401);
       expect((await call(api.url, path, { token: bearer.read })).status, path).toBe(404);
     }
+  });
+});
+
+describe('every route of the registry', () => {
+  const registryLabel = (route: RegistryRoute) => `${route.method} ${route.path}`;
+  const pushing = REGISTRY_ROUTES.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+  const registryCode = (text: string) => (JSON.parse(text) as { errors: { code: string }[] }).errors[0]!.code;
+
+  it('needs read to pull and deploy for every part of a push, and names each mutating route in the audit log', () => {
+    expect(REGISTRY_ROUTES.length).toBeGreaterThanOrEqual(13);
+    for (const route of REGISTRY_ROUTES) {
+      const push = route.method !== 'GET' && route.method !== 'HEAD';
+      const session = route.path.includes('/uploads/');
+      expect(route.scope, registryLabel(route)).toBe(push || session ? 'deploy' : 'read');
+      if (push) expect(route.audit, registryLabel(route)).toBeTypeOf('function');
+    }
+  });
+
+  it('answers 401 with a Basic challenge registry clients answer, without a token and with an unknown one', async () => {
+    const { api } = await serve();
+    for (const route of REGISTRY_ROUTES) {
+      for (const token of [undefined, 'kiln_000000000000_' + 'A'.repeat(43)]) {
+        const res = await call(api.url, pathOf(route), {
+          method: route.method,
+          ...(token === undefined ? {} : { token }),
+        });
+        expect(res.status, `${registryLabel(route)} with ${token ?? 'no token'}`).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe(REGISTRY_CHALLENGE);
+        if (route.method !== 'HEAD') expect(registryCode(res.text)).toBe('UNAUTHORIZED');
+      }
+    }
+  });
+
+  it('answers 403 DENIED to a read token on every part of a push, and lets read and Basic auth pull', async () => {
+    const { api, bearer } = await serve();
+    for (const route of REGISTRY_ROUTES) {
+      for (const scope of ['read', 'deploy', 'admin'] as const) {
+        const res = await call(api.url, pathOf(route), { method: route.method, token: bearer[scope] });
+        const what = `${registryLabel(route)} with a ${scope} token`;
+        if (hasScope([scope], route.scope))
+          expect([401, 403], `${what}: ${res.text}`).not.toContain(res.status);
+        else {
+          expect(res.status, what).toBe(403);
+          expect(registryCode(res.text), what).toBe('DENIED');
+        }
+      }
+    }
+    for (const [user, token] of [
+      ['kiln', bearer.read],
+      ['', bearer.read],
+      ['anyone', bearer.deploy],
+    ]) {
+      const res = await fetch(`${api.url}/v2/`, {
+        headers: { authorization: `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}` },
+      });
+      expect(res.status, `Basic ${user}`).toBe(200);
+      expect(await res.text()).toBe('{}');
+    }
+    const wrong = await fetch(`${api.url}/v2/`, {
+      headers: { authorization: `Basic ${Buffer.from('kiln:not-a-token').toString('base64')}` },
+    });
+    expect(wrong.status).toBe(401);
+  });
+
+  it('records every refused part of a push in the audit log: who, what, on what, denied', async () => {
+    const { api, bearer, store } = await serve();
+    for (const route of pushing) {
+      await call(api.url, pathOf(route), { method: route.method });
+      await call(api.url, pathOf(route), { method: route.method, token: bearer.read });
+    }
+    for (const route of REGISTRY_ROUTES.filter((r) => !pushing.includes(r)))
+      await call(api.url, pathOf(route));
+    const records = store.audit.since(0);
+    const expected = pushing.flatMap((route) => {
+      const { action, target } = route.audit!(PARAMS, new URLSearchParams());
+      return [
+        { actor: 'anonymous', action, target, result: 'denied' },
+        { actor: 'reader', action, target, result: 'denied' },
+      ];
+    });
+    expect(records.map(({ actor, action, target, result }) => ({ actor, action, target, result }))).toEqual(
+      expected,
+    );
+    expect(records[1]!.detail).toMatch(/^token 'reader' has scope read, but POST .* needs 'deploy'/);
   });
 });
 

@@ -12,6 +12,8 @@ import { authenticate, authorize, type Caller, type TokenVerifier } from './auth
 import { handleDashboard } from './dashboard/handler.js';
 import { errorAnswer, HttpError, readBody, sendJson, sendText } from './http.js';
 import { matchPath, type Match, type Reply } from './routes.js';
+import type { OciStore } from '../oci/index.js';
+import { Registry } from './registry-server.js';
 import type { TlsMaterial } from './tls.js';
 import type { ControlPlane } from './types.js';
 
@@ -45,6 +47,11 @@ export interface ApiServerOptions {
   readonly audit?: AuditSink;
   /** Serve HTTPS with this certificate and key ({@link readTlsFiles} reads and checks them). @default plain HTTP */
   readonly tls?: TlsMaterial;
+  /**
+   * The image store to serve as an OCI registry under `/v2/` (docs/api.md, "Registry"), with the
+   * same tokens. @default none: `/v2/` paths are routed like any other (401, else 404)
+   */
+  readonly registry?: OciStore;
 }
 
 /** A running API server. */
@@ -73,10 +80,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let closing = false;
   const closed = new AbortController();
+  const registry =
+    options.registry &&
+    new Registry({
+      store: options.registry,
+      tokens: options.tokens,
+      log,
+      ...(options.audit ? { audit: options.audit } : {}),
+    });
   const handler: http.RequestListener = (req, res) => {
     // Once closing, every answer ends its connection so keep-alive clients let go.
     if (closing) res.setHeader('connection', 'close');
-    serve(options, req, res, closed.signal).catch((err: unknown) => {
+    serve(options, req, res, closed.signal, registry).catch((err: unknown) => {
       const answer = errorAnswer(err);
       if (answer.internal) {
         const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -109,6 +124,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       done ??= new Promise<void>((resolve, reject) => {
         closing = true;
         closed.abort(); // ends the dashboard's event streams
+        registry?.close();
         const timer = setTimeout(
           () => server.closeAllConnections(),
           options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS,
@@ -126,7 +142,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 }
 
 /**
- * Answers one request: `/` and `/ui…` go to the dashboard (docs/api.md, "Dashboard"); the rest is
+ * Answers one request: `/v2…` goes to the registry when there is one, `/` and `/ui…` to the
+ * dashboard (docs/api.md, "Dashboard"); the rest is
  * authenticated (so without a live token every path is a 401, known or not), routed, authorized
  * and handled. Throws what the caller maps to an error answer.
  */
@@ -135,11 +152,15 @@ async function serve(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   closing: AbortSignal,
+  registry: Registry | undefined,
 ): Promise<void> {
   const method = req.method ?? 'GET';
   const rawUrl = req.url ?? '/';
   const q = rawUrl.indexOf('?');
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  if (registry && (path === '/v2' || path.startsWith('/v2/'))) {
+    return registry.handle(req, res, path, new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1)));
+  }
   if (path === '/' && (method === 'GET' || method === 'HEAD')) {
     res.writeHead(303, { location: '/ui/', 'content-length': '0' }).end();
     return;

@@ -3,6 +3,7 @@
  * {@link FakeControlPlane} with tokens of each scope and the store's audit log, and a raw HTTP call
  * that keeps the status, headers and body.
  */
+import type { OciStore } from '../oci/index.js';
 import { IN_MEMORY, openState } from '../state/index.js';
 import { FakeControlPlane } from './fake.js';
 import { startApiServer } from './server.js';
@@ -13,7 +14,10 @@ import type { ApiErrorJson } from './types.js';
  * A server over a fake plane (with service `web` seeded), with tokens and the audit log of a real
  * (in-memory) state store, which the token routes manage. What must be closed is pushed onto `undo`.
  */
-export async function serve(undo: (() => unknown)[], options: { readonly tls?: TlsMaterial } = {}) {
+export async function serve(
+  undo: (() => unknown)[],
+  options: { readonly tls?: TlsMaterial; readonly registry?: OciStore } = {},
+) {
   const store = openState(IN_MEMORY);
   undo.push(() => store.close());
   const plane = new FakeControlPlane({ store });
@@ -26,6 +30,7 @@ export async function serve(undo: (() => unknown)[], options: { readonly tls?: T
     version: '9.9.9',
     log: (line) => logs.push(line),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
   });
   undo.push(() => api.close());
   const tokens = {

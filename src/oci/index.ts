@@ -33,9 +33,24 @@ export {
   type TaggedImage,
 } from './layout.js';
 export { DEFAULT_GC_GRACE_MS, type GcOptions, type GcResult } from './layout-gc.js';
-export { assertRefName, tagOf } from './refs.js';
+export { assertImageManifest, assertRefName, tagOf } from './refs.js';
 export { unpackLayers, MAX_SYMLINK_HOPS, type UnpackOptions } from './unpack.js';
-export { parseReference, formatReference, isLoopbackHost, type ImageReference } from './reference.js';
+export {
+  assertRepository,
+  assertTag,
+  parseReference,
+  formatReference,
+  isLoopbackHost,
+  type ImageReference,
+} from './reference.js';
+export {
+  BlobUploads,
+  DEFAULT_MAX_BLOB_BYTES,
+  DEFAULT_UPLOAD_TTL_MS,
+  UPLOADS_DIR,
+  type BlobUploadsOptions,
+  type StoredBlob,
+} from './blob-uploads.js';
 export { RegistryClient } from './registry.js';
 export {
   DEFAULT_CHUNK_SIZE,
