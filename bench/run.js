@@ -5,13 +5,13 @@
 // Packages come from the Debian archive this machine's apt sources name.
 //
 //   npm run bench                       # everything
-//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake, analysis, dev)
+//   BENCH_ONLY=fleet npm run bench      # only the fleet part (or bake, analysis, dev, registry)
 //   BENCH_RUNS=3 npm run bench          # fewer repetitions; see bench/README.md for every knob
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Cleanup, load1, machine, ROOT } from './lib.js';
 
-const PARTS = ['bake', 'fleet', 'analysis', 'dev'];
+const PARTS = ['bake', 'fleet', 'analysis', 'dev', 'registry'];
 const only = process.env.BENCH_ONLY;
 if (only !== undefined && only !== '' && !PARTS.includes(only)) {
   console.error(`BENCH_ONLY must be one of ${PARTS.join(', ')}, got '${only}'`);
@@ -59,6 +59,13 @@ try {
     const { devBench, devMarkdown } = await import('./dev.js');
     results.dev = await devBench(cleanup);
     sections.push(devMarkdown(results.dev));
+  }
+  if (parts.includes('registry')) {
+    // Pushing and pulling one image on loopback: kiln replicate and kiln server beside skopeo and
+    // Debian's docker-registry.
+    const { registryBench, registryMarkdown } = await import('./registry.js');
+    results.registry = await registryBench(cleanup);
+    sections.push(registryMarkdown(results.registry));
   }
 } catch (err) {
   // After Ctrl-C the benchmarks fail as their processes go; the cleanup then decides the exit.
