@@ -14,6 +14,7 @@ import {
   ExecSessions,
   FleetController,
   HostPortClaims,
+  RootfsCollector,
   storeCatalog,
 } from '../fleet/index.js';
 import { OciStore } from '../oci/index.js';
@@ -162,6 +163,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
     drift.start(options.verifyIntervalMs ?? DEFAULT_VERIFY_INTERVAL_MS);
     closers.push(() => drift.close());
+    // Roots of releases long gone are removed, so the disk does not fill one release at a time.
+    const roots = new RootfsCollector({ store, driver, rootfsDir: files.rootfs, log });
+    roots.start();
+    closers.push(() => roots.close());
     const security = new KnownStatePlane({
       store,
       driver,

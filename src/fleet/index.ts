@@ -70,3 +70,9 @@ export {
 } from './exec-sessions.js';
 export { planStateful } from './planner-stateful.js';
 export { defaultClaimsDir, HostPortClaims } from './host-ports.js';
+export {
+  DEFAULT_ROOTFS_GC_MS,
+  KEEP_RELEASES,
+  RootfsCollector,
+  type RootfsCollectorOptions,
+} from './rootfs-collector.js';

@@ -11,6 +11,7 @@ import {
 } from '../oci/index.js';
 import { IntegrityError } from '../errors/index.js';
 import { attachedFiles } from './image-files.js';
+import { withUnpack } from './rootfs-gc.js';
 import { compareEntries, describeDrift, walkTree, type TreeEntry } from './tree.js';
 import type { RunOnceOptions } from './oci-runtime.js';
 
@@ -28,7 +29,10 @@ export function ensureRootfs(store: OciStore, manifestDigest: Digest, rootfsDir:
   const dest = path.join(rootfsDir, digestHex(manifestDigest));
   const running = unpacking.get(dest);
   if (running) return running;
-  const work = unpackOnce(store, manifestDigest, dest).finally(() => unpacking.delete(dest));
+  // Never alongside a collection of unused roots (rootfs-gc.ts), which could take this one's base.
+  const work = withUnpack(() => unpackOnce(store, manifestDigest, dest)).finally(() =>
+    unpacking.delete(dest),
+  );
   unpacking.set(dest, work);
   return work;
 }

@@ -49,6 +49,13 @@ export {
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
 } from './image-rootfs.js';
+export {
+  collectRootfs,
+  DEFAULT_MIN_AGE_MS,
+  DEFAULT_SET_ASIDE_TTL_MS,
+  type RootfsGcOptions,
+  type RootfsGcResult,
+} from './rootfs-gc.js';
 export { attachedFiles, FILES_ARTIFACT_TYPE, filesOfLayers, type FilesArtifact } from './image-files.js';
 export {
   compareEntries,
