@@ -1,7 +1,7 @@
 /**
  * kiln's own registry, as independent clients see it: `kiln server` serves the image store under
- * `/v2/` with the API's tokens, and skopeo (containers/image) and kiln's own RegistryClient pull
- * from it and push to it over plain HTTP on loopback.
+ * `/v2/` with the API's tokens, and skopeo (containers/image), podman and kiln's own RegistryClient
+ * pull from it (skopeo and kiln's client push to it too) over plain HTTP on loopback.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -92,6 +92,55 @@ describe('kiln registry', () => {
     ]);
     expect(anonymous.exitCode).not.toBe(0);
     expect(anonymous.stderr).toMatch(/unauthorized|authentication required/i);
+  });
+
+  it('Given a baked image, When podman pulls it with a read token, Then it runs it, with the same digest', async () => {
+    await requireTools('podman');
+    const { fp, host, read } = await serving();
+    const [web] = (await imagesJson(fp)).filter((i) => i.name === 'web');
+    const dir = await tempDir('kiln-registry-podman-');
+    // Its own storage, as in run-and-tools; this host refuses to raise RLIMIT_NPROC/NOFILE.
+    const podman = (args: string[]) =>
+      execa(
+        'podman',
+        [
+          '--storage-driver',
+          'vfs',
+          '--root',
+          path.join(dir, 'root'),
+          '--runroot',
+          path.join(dir, 'run'),
+          ...args,
+        ],
+        { reject: false, timeout: 120_000 },
+      );
+    const image = `${host}/web:latest`;
+    const anonymous = await podman(['pull', '--tls-verify=false', image]);
+    expect(anonymous.exitCode).not.toBe(0);
+
+    const pulled = await podman(['pull', '--tls-verify=false', '--creds', `kiln:${read}`, image]);
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+    const digest = await podman(['image', 'inspect', '--format', '{{.Digest}}', image]);
+    expect(digest.stdout.trim()).toBe(web!.digest);
+    const ran = await podman([
+      'run',
+      '--rm',
+      '--runtime',
+      'runc',
+      '--network',
+      'none',
+      '--ulimit',
+      'nofile=1024:1024',
+      '--ulimit',
+      'nproc=1024:1024',
+      '--entrypoint',
+      '/bin/busybox',
+      image,
+      'echo',
+      'podman ran it from kiln',
+    ]);
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    expect(ran.stdout.trim().split('\n').at(-1)).toBe('podman ran it from kiln');
   });
 
   it('Given an OCI layout, When skopeo copies it in with a deploy token, Then kiln images lists it; a read token and no token are refused', async () => {
