@@ -60,15 +60,16 @@ export class RootfsCollector {
         keep.add(r.digest as Digest);
       }
     }
-    const inUse = new Set<string>();
+    const running = new Set<string>();
     for (const instance of store.instances.list()) {
       keep.add(store.releases.get(instance.service, instance.release).digest as Digest);
-      const rootfs = (await driver.describe?.(instance.id).catch(() => undefined))?.rootfs;
-      if (rootfs) inUse.add(rootfs);
+      running.add(instance.id);
     }
     // Instances the runtime has and no record names (being adopted, or orphans) count too.
-    for (const status of await driver.list()) {
-      const rootfs = (await driver.describe?.(status.id).catch(() => undefined))?.rootfs;
+    for (const status of await driver.list()) running.add(status.id);
+    const inUse = new Set<string>();
+    for (const id of running) {
+      const rootfs = (await driver.describe?.(id).catch(() => undefined))?.rootfs;
       if (rootfs) inUse.add(rootfs);
     }
     const result = await collectRootfs(this.#o.rootfsDir, { keepImages: keep, inUse, ...options });
