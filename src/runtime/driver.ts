@@ -5,7 +5,7 @@
  * in place. Drivers: {@link FakeRuntimeDriver} (in memory, for tests) and
  * {@link LocalRuntimeDriver} (crun/runc on this host); `conformance.ts` is the suite both pass.
  */
-import { ValidationError, type ValidationIssue } from '../errors/index.js';
+import { ConflictError, ValidationError, type ValidationIssue } from '../errors/index.js';
 import { isDigest, type Digest } from '../oci/index.js';
 import { runtimeSpec, type BindMount, type ProcessUser } from './spec.js';
 
@@ -327,4 +327,24 @@ export function tailOf(text: string, tailLines: number | undefined): string {
   const trailing = lines[lines.length - 1] === '' ? lines.pop() : undefined;
   const kept = lines.slice(-tailLines).join('\n');
   return trailing === undefined ? kept : `${kept}\n`;
+}
+
+/**
+ * Runs a driver's start of instance `id`, one at a time: the start is in `starting` from before
+ * its first await until it settles, so a stop issued meanwhile can wait for it, and a second start
+ * of the same id is a ConflictError.
+ */
+export async function startOnce(
+  starting: Map<string, Promise<InstanceStatus>>,
+  id: string,
+  start: () => Promise<InstanceStatus>,
+): Promise<InstanceStatus> {
+  if (starting.has(id)) throw new ConflictError(`instance ${id} is already starting`);
+  const work = start();
+  starting.set(id, work);
+  try {
+    return await work;
+  } finally {
+    starting.delete(id);
+  }
 }

@@ -27,6 +27,7 @@ import {
   DEFAULT_EXEC_TIMEOUT_MS,
   DEFAULT_STOP_GRACE_MS,
   assertCommand,
+  startOnce,
   statusOf,
   validateInstanceId,
   validateInstanceSpec,
@@ -120,14 +121,7 @@ export class LocalRuntimeDriver implements RuntimeDriver {
     this.#checkOpen();
     validateInstanceSpec(spec);
     // Registered before any await, so a stop or a second start of this id issued meanwhile sees it.
-    if (this.#starting.has(spec.id)) throw new ConflictError(`instance ${spec.id} is already starting`);
-    const starting = this.#startIn(spec);
-    this.#starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.#starting.delete(spec.id);
-    }
+    return startOnce(this.#starting, spec.id, () => this.#startIn(spec));
   }
 
   async #startIn(spec: InstanceSpec): Promise<InstanceStatus> {

@@ -15,6 +15,7 @@ import {
   DEFAULT_LOG_READ_BYTES,
   DEFAULT_STOP_GRACE_MS,
   assertCommand,
+  startOnce,
   tailOf,
   validateInstanceId,
   type ExecOptions,
@@ -114,14 +115,8 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   async start(spec: InstanceSpec): Promise<InstanceStatus> {
     this.#checkOpen();
     validateSwarmSpec(spec);
-    if (this.#starting.has(spec.id)) throw new ConflictError(`instance ${spec.id} is already starting`);
-    const starting = this.#startIn(spec);
-    this.#starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.#starting.delete(spec.id);
-    }
+    // Registered before any await, so a stop or a second start of this id issued meanwhile sees it.
+    return startOnce(this.#starting, spec.id, () => this.#startIn(spec));
   }
 
   async #startIn(spec: InstanceSpec): Promise<InstanceStatus> {
