@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readServerFile } from '../../src/api/index.js';
 import { OciStore, RegistryClient } from '../../src/oci/index.js';
-import { buildTinyImage, requireTools } from '../support/oci-fixtures.js';
+import { buildTinyImage, PODMAN_RUN_FLAGS, podmanStorage, requireTools } from '../support/oci-fixtures.js';
 import { useFleet, type FleetProject } from '../support/fleet.js';
 
 const { fleet } = useFleet();
@@ -99,21 +99,8 @@ describe('kiln registry', () => {
     const { fp, host, read } = await serving();
     const [web] = (await imagesJson(fp)).filter((i) => i.name === 'web');
     const dir = await tempDir('kiln-registry-podman-');
-    // Its own storage, as in run-and-tools; this host refuses to raise RLIMIT_NPROC/NOFILE.
     const podman = (args: string[]) =>
-      execa(
-        'podman',
-        [
-          '--storage-driver',
-          'vfs',
-          '--root',
-          path.join(dir, 'root'),
-          '--runroot',
-          path.join(dir, 'run'),
-          ...args,
-        ],
-        { reject: false, timeout: 120_000 },
-      );
+      execa('podman', [...podmanStorage(dir), ...args], { reject: false, timeout: 120_000 });
     const image = `${host}/web:latest`;
     const anonymous = await podman(['pull', '--tls-verify=false', image]);
     expect(anonymous.exitCode).not.toBe(0);
@@ -125,14 +112,7 @@ describe('kiln registry', () => {
     const ran = await podman([
       'run',
       '--rm',
-      '--runtime',
-      'runc',
-      '--network',
-      'none',
-      '--ulimit',
-      'nofile=1024:1024',
-      '--ulimit',
-      'nproc=1024:1024',
+      ...PODMAN_RUN_FLAGS,
       '--entrypoint',
       '/bin/busybox',
       image,

@@ -11,7 +11,7 @@ import { ensureRootfs, processFromImage, runOnce } from '../../src/runtime/index
 import type { ImageConfig } from '../../src/oci/index.js';
 import type { TestArchive } from '../support/debian-archive.js';
 import { cli, makeProject, startBakeryArchive, type Project } from '../support/bakery.js';
-import { requireTools } from '../support/oci-fixtures.js';
+import { PODMAN_RUN_FLAGS, podmanStorage, requireTools } from '../support/oci-fixtures.js';
 import { Cleanup, startRegistry } from '../support/registry.js';
 
 const exec = promisify(execFile);
@@ -123,26 +123,13 @@ describe('independent OCI tools read what kiln writes', () => {
 
   it('podman runs it', async () => {
     const dir = await cleanup.tempDir('kiln-podman-');
-    // This host refuses to raise RLIMIT_NPROC/NOFILE, which podman does by default; ask for less.
     const { stdout } = await exec(
       'podman',
       [
-        '--storage-driver',
-        'vfs',
-        '--root',
-        path.join(dir, 'root'),
-        '--runroot',
-        path.join(dir, 'run'),
-        '--runtime',
-        'runc',
+        ...podmanStorage(dir),
         'run',
         '--rm',
-        '--network',
-        'none',
-        '--ulimit',
-        'nofile=1024:1024',
-        '--ulimit',
-        'nproc=1024:1024',
+        ...PODMAN_RUN_FLAGS,
         `oci:${exported}:busybox`,
         'echo',
         'podman ran a kiln image',

@@ -3,6 +3,7 @@
  * Debian tools the tests compare against. Not exported from index.ts.
  */
 import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
 import { pack } from 'tar-stream';
 import { buildLayer } from '../../src/oci/index.js';
 import type { OciStore } from '../../src/oci/index.js';
@@ -117,3 +118,23 @@ export async function craftTar(entries: readonly CraftedEntry[]): Promise<Buffer
   await ended;
   return Buffer.concat(chunks);
 }
+
+/** podman's global flags for a test: storage of its own (vfs) under `dir`, never the host's. */
+export function podmanStorage(dir: string): string[] {
+  return ['--storage-driver', 'vfs', '--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
+}
+
+/**
+ * `podman run` flags every test here needs: runc, no network, and limits podman may set (this host
+ * refuses to raise RLIMIT_NPROC/NOFILE, which podman does by default).
+ */
+export const PODMAN_RUN_FLAGS: readonly string[] = [
+  '--runtime',
+  'runc',
+  '--network',
+  'none',
+  '--ulimit',
+  'nofile=1024:1024',
+  '--ulimit',
+  'nproc=1024:1024',
+];
