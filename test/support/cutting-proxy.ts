@@ -7,7 +7,6 @@
  * index.ts. Traffic stays on 127.0.0.1.
  */
 import http from 'node:http';
-import type net from 'node:net';
 import type { Cleanup } from './registry.js';
 
 /** A running proxy. */
@@ -77,15 +76,7 @@ export async function startCuttingProxy(
       forward.end(options.buffered ? body : undefined);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  cleanup.add(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  state.host = await cleanup.listen(server);
   return {
     get host() {
       return state.host;

@@ -33,6 +33,19 @@ export class Cleanup {
     return dir;
   }
 
+  /** Has `server` listen on a free loopback port, closed (connections and all) at clean-up; its `host:port`. */
+  async listen(server: http.Server): Promise<string> {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.add(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  }
+
   async run(): Promise<void> {
     const errors: unknown[] = [];
     for (const step of this.steps.splice(0).reverse()) await step().catch((e: unknown) => errors.push(e));
@@ -210,15 +223,7 @@ export async function startAuthProxy(
     forward.on('error', (err) => res.writeHead(502).end(String(err)));
     req.pipe(forward);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  cleanup.add(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  state.host = await cleanup.listen(server);
   return state;
 }
 
