@@ -379,11 +379,18 @@ export async function get(url: string): Promise<{ status: number; body: string }
   }
 }
 
-/** Polls `check` every `everyMs` until it returns something other than undefined, or throws at the deadline. */
+/**
+ * Polls `check` every `everyMs` until it returns something other than undefined, or throws at the
+ * deadline. A check that throws is tried again, unless `fatal` says its error ends the wait at once.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined>,
-  { timeoutMs = 30_000, everyMs = 50 } = {},
+  {
+    timeoutMs = 30_000,
+    everyMs = 50,
+    fatal = () => false,
+  }: { timeoutMs?: number; everyMs?: number; fatal?: (err: unknown) => boolean } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -392,6 +399,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined) return value;
     } catch (err) {
+      if (fatal(err)) throw err;
       last = err;
     }
     if (Date.now() > deadline) {

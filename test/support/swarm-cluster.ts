@@ -12,9 +12,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import { waitFor } from './fleet.js';
 import { allowTestNetwork } from './loopback-only.js';
 
 /** The Docker CLI of Debian's docker.io (the one that matches its dockerd). */
@@ -311,24 +311,18 @@ async function isZombie(pid: number): Promise<boolean> {
   return stat === '' || /^\d+ \(.*\) [ZX]/s.test(stat);
 }
 
-/** Polls `check` until it returns something truthy (returned), or throws at the deadline. */
-async function waitUntil<T>(
+/**
+ * fleet's waitFor for checks that answer true or false; a check that says a process `exited`
+ * ends the wait at once.
+ */
+function waitUntil<T>(
   what: string,
   check: () => Promise<T | undefined | false>,
   timeoutMs = 60_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-      if (err instanceof Error && /exited/.test(err.message)) throw err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(100);
-  }
+  return waitFor(what, async () => (await check()) || undefined, {
+    timeoutMs,
+    everyMs: 100,
+    fatal: (err) => err instanceof Error && /exited/.test(err.message),
+  });
 }
