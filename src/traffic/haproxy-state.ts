@@ -7,6 +7,7 @@
  * then flips the frontend's map entry to it in one `set map`: the atomic switch HAProxy offers.
  */
 import type { Backend, BackendMetrics, ServiceRoute } from './router.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './proxy.js';
 
 /** Server slots pre-allocated per half of a service; more are added (by reload) when a route needs them. */
 export const DEFAULT_HAPROXY_SLOTS = 8;
@@ -107,7 +108,7 @@ export function renderHaproxyConfig(state: HaproxyState, paths: HaproxyPaths, ma
     '',
     'defaults',
     '  mode http',
-    '  timeout connect 2s',
+    `  timeout connect ${DEFAULT_CONNECT_TIMEOUT_MS}ms`,
     '  timeout client 5m',
     '  timeout server 5m',
     '  timeout http-keep-alive 10s',

@@ -32,7 +32,12 @@ export {
   PROMETHEUS_CONTENT_TYPE,
   prometheusText,
 } from './metrics.js';
-export { DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_IDLE_SOCKET_TIMEOUT_MS, DEFAULT_MAX_RETRIES } from './proxy.js';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_FAIL_TIMEOUT_MS,
+  DEFAULT_IDLE_SOCKET_TIMEOUT_MS,
+  DEFAULT_MAX_RETRIES,
+} from './proxy.js';
 export {
   createLocalRouter,
   DEFAULT_ROUTER_HOST,

@@ -1,7 +1,8 @@
 /**
  * The request path of the built-in router: an HTTP/1.1 reverse proxy that streams bodies, strips
  * hop-by-hop headers, adds `x-forwarded-*` and `via`, and retries idempotent requests on another
- * backend when the connection fails before any response byte.
+ * backend when the connection fails before any response byte. A backend that takes no connection
+ * within {@link DEFAULT_CONNECT_TIMEOUT_MS} is treated as lost until it answers again.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -12,8 +13,14 @@ import type { Backend } from './router.js';
 export const DEFAULT_IDLE_SOCKET_TIMEOUT_MS = 4_000;
 /** How many times a failed request is retried on another backend. */
 export const DEFAULT_MAX_RETRIES = 2;
-/** A backend that refused a connection is skipped this long, unless every backend is. */
+/** A backend that refused a connection, or took none in time, is skipped this long, unless every backend is. */
 export const DEFAULT_FAIL_TIMEOUT_MS = 2_000;
+/**
+ * A connection to a backend not made within this long has failed (`ETIMEDOUT`): 2 s, as the
+ * HAProxy router's `timeout connect`. A host that is up answers a SYN at once, even when busy;
+ * silence means the host or its network is gone, as with a lost node.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
 
 /** One backend as the request path sees it: its address, a keep-alive agent, its counters. */
 export class BackendState {
@@ -64,13 +71,24 @@ export class BackendState {
    * body): their proxy retries them on another backend. For a backend that left the route because
    * it failed, such as one on a lost node, which answers nothing and resets nothing.
    */
-  moveWaiting(): void {
+  moveWaiting(why = 'left the route'): void {
     for (const request of this.waiting) {
       request.destroy(
-        Object.assign(new Error(`backend ${this.backend.id} left the route`), { code: 'ECONNRESET' }),
+        Object.assign(new Error(`backend ${this.backend.id} ${why}`), { code: 'ECONNRESET', moved: true }),
       );
     }
     this.waiting.clear();
+  }
+
+  /**
+   * After a connection to this backend timed out: the host is unreachable, so it is skipped for
+   * {@link DEFAULT_FAIL_TIMEOUT_MS}, its idle keep-alive sockets (as dead as it is) are closed, and
+   * the requests safe to send again that wait on it go to another backend.
+   */
+  unreachable(): void {
+    this.downUntil = performance.now() + DEFAULT_FAIL_TIMEOUT_MS;
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+    this.moveWaiting('took no connection');
   }
 
   /** Marks one request on this backend as ended. */
@@ -104,7 +122,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
 const VIA = '1.1 kiln';
 
 /** Header names the `Connection` header lists, beyond the usual `keep-alive`/`close`. */
@@ -192,13 +217,15 @@ function fail(res: http.ServerResponse, status: number, message: string): void {
 /**
  * Proxies one client request: picks a backend, forwards, streams the response back, and on a
  * connection failure before any response byte retries an idempotent request whose body was not
- * yet sent on another backend (or on the same one when a reused keep-alive socket was reset).
+ * yet sent on another backend (or on the same one when a reused keep-alive socket was reset). A
+ * connection not made within `connectTimeoutMs` fails, and marks its backend unreachable.
  */
 export function proxyRequest(
   chooser: BackendChooser,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   maxRetries: number = DEFAULT_MAX_RETRIES,
+  connectTimeoutMs: number = DEFAULT_CONNECT_TIMEOUT_MS,
 ): void {
   const { headers, hasBody } = requestHeaders(req);
   const retriable = IDEMPOTENT.has(req.method ?? '');
@@ -243,6 +270,15 @@ export function proxyRequest(
       state.waiting.add(out);
       out.once('close', () => state.waiting.delete(out));
     }
+    out.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => {
+        const err = new Error(`no connection within ${connectTimeoutMs} ms`);
+        out.destroy(Object.assign(err, { code: 'ETIMEDOUT' }));
+      }, connectTimeoutMs);
+      socket.once('connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    });
     out.on('response', (upstream) => {
       responded = true;
       state.waiting.delete(out);
@@ -263,7 +299,8 @@ export function proxyRequest(
       });
       res.on('close', end);
     });
-    out.on('error', (err: NodeJS.ErrnoException) => {
+    out.on('error', (err: NodeJS.ErrnoException & { moved?: boolean }) => {
+      state.waiting.delete(out);
       if (responded) return;
       if (clientGone) {
         end();
@@ -271,8 +308,10 @@ export function proxyRequest(
       }
       counters.errors++;
       const code = err.code ?? '';
-      const reused = out.reusedSocket && code === 'ECONNRESET';
+      // A reused keep-alive socket the backend had closed: try it again. Moved off it: try another.
+      const reused = out.reusedSocket && code === 'ECONNRESET' && err.moved !== true;
       if (code === 'ECONNREFUSED') state.downUntil = performance.now() + DEFAULT_FAIL_TIMEOUT_MS;
+      if (code === 'ETIMEDOUT') state.unreachable();
       end();
       lastFailure = `backend ${backend.id} failed (${code || err.message})`;
       if (retriable && !bodySent && retriesLeft > 0 && CONNECT_FAILURES.has(code)) {

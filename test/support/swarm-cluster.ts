@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { waitFor } from './fleet.js';
 import { allowTestNetwork } from './loopback-only.js';
+import { freeSubnet } from './netns-host.js';
 
 /** The Docker CLI of Debian's docker.io (the one that matches its dockerd). */
 export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
@@ -290,16 +291,6 @@ async function startRegistry(
     await stop();
   }
   throw new Error(`docker-registry did not start on ${address}`);
-}
-
-/** A 10.213.X.0/24 that no interface of this host has. */
-async function freeSubnet(): Promise<string> {
-  const used = (await execa('ip', ['-4', '-o', 'addr'])).stdout;
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const subnet = `10.213.${1 + Math.floor(Math.random() * 254)}`;
-    if (!used.includes(` ${subnet}.`)) return subnet;
-  }
-  throw new Error('no free 10.213.X.0/24 subnet for the test swarm');
 }
 
 async function ip(args: readonly string[]): Promise<void> {
