@@ -194,7 +194,6 @@ async function startNode(o: {
   await ip(['-n', ns, 'route', 'add', 'default', 'via', `${o.subnet}.1`]);
   const home = path.join(o.dir, `n${o.i}`);
   await mkdir(path.join(home, 'data'), { recursive: true });
-  await mkdir(path.join(home, 'exec'), { recursive: true });
   const socket = path.join(home, 'docker.sock');
   const node: TestSwarmNode = {
     index: o.i,
@@ -203,16 +202,19 @@ async function startNode(o: {
     docker: `unix://${socket}`,
     pid: undefined,
   };
-  // A private /run: containerd's shim sockets and dockerd's runtime files go when the node goes.
+  // A private /run, as a machine has: dockerd's exec root and containerd's state, shim sockets
+  // and task bundles live there, so they go when the node goes and a restart begins clean, as
+  // after a reboot. Only the data root (images, swarm state) outlives the node.
   const script = [
     'mount -t tmpfs -o mode=755 tmpfs /run',
     // Left by a dockerd that was killed; as PID 1 of a new namespace it would find itself in it.
     `rm -f ${home}/docker.pid`,
     `hostname ${ns}`,
-    `exec ${DOCKERD} --data-root ${home}/data --exec-root ${home}/exec --pidfile ${home}/docker.pid ` +
+    `exec ${DOCKERD} --data-root ${home}/data --exec-root /run/docker --pidfile ${home}/docker.pid ` +
       `-H unix://${socket} --insecure-registry ${o.subnet}.0/24 --log-level warn`,
   ].join(' && ');
-  const launch = async (): Promise<void> => {
+  /** Starts dockerd once; resolves when it answers, rejects (`exited`) if it dies first. */
+  const launchOnce = async (): Promise<void> => {
     const child = spawn(
       'nsenter',
       [`--net=/var/run/netns/${ns}`, 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--uts',
@@ -229,16 +231,35 @@ async function startNode(o: {
       if (pid !== undefined) process.kill(pid, 'SIGKILL');
       if (running()) await new Promise((resolve) => child.once('exit', resolve));
     });
+    node.pid = undefined;
     await waitUntil(
       `dockerd of ${ns}`,
       async () => {
-        if (!running()) throw new Error(`dockerd of ${ns} exited:\n${stderr}`);
+        if (!running()) {
+          node.pid = undefined;
+          throw new Error(`dockerd of ${ns} exited:\n${stderr}`);
+        }
         node.pid ??= await initOf(child.pid);
         const version = await execa(DOCKER_CLI, ['-H', node.docker, 'version'], { reject: false });
         return existsSync(socket) && version.exitCode === 0;
       },
       60_000,
     );
+  };
+  /**
+   * Starts dockerd as its service manager would: one that dies before it answers (dockerd gives
+   * containerd 15 s to come up, which a loaded machine can miss) is started again, three tries in
+   * all, like systemd's `Restart=always` within docker.service's start limit.
+   */
+  const launch = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await launchOnce();
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof Error && /exited/.test(err.message))) throw err;
+        console.warn(`${err.message.split('\n')[0]}; starting it again (try ${attempt + 1} of 3)`);
+      }
+    }
   };
   launches.set(node, launch);
   await launch();
