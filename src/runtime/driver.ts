@@ -8,6 +8,7 @@
 import { ConflictError, ValidationError, type ValidationIssue } from '../errors/index.js';
 import { isDigest, type Digest } from '../oci/index.js';
 import { runtimeSpec, type BindMount, type ProcessUser } from './spec.js';
+import type { TreeDrift } from './tree.js';
 
 /** How long `stop` waits after SIGTERM before it sends SIGKILL, in milliseconds (as Docker). */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
@@ -179,6 +180,13 @@ export interface RuntimeDriver {
    */
   describe?(id: string): Promise<InstanceDescription | undefined>;
   /**
+   * What the engine that runs the instance vouches for, for drift checks where kiln cannot read the
+   * root itself (a remote engine): the image it was made from, its process, the paths the engine
+   * sees changed in its root, and processes started in it by anyone but this driver. Undefined for
+   * an unknown instance, or one not running.
+   */
+  attest?(id: string): Promise<InstanceAttestation | undefined>;
+  /**
    * The host command that runs `args` inside the instance with this terminal's stdin, stdout and
    * stderr (a debugging shell: `crun exec --tty`), for a client on this host to run itself.
    * @throws NotFoundError for an unknown id; ConflictError when it is not running.
@@ -197,6 +205,24 @@ export interface InstanceDescription {
   readonly env: Readonly<Record<string, string>>;
   /** The environment its init process runs with, while it runs. */
   readonly liveEnv?: Readonly<Record<string, string>>;
+}
+
+/** {@link RuntimeDriver.attest}'s answer. */
+export interface InstanceAttestation {
+  /** The image reference the engine made it from, pinned by digest (`…/web@sha256:…`). */
+  readonly image: string;
+  /** The process the engine runs (its init, if any, left out). */
+  readonly args: readonly string[];
+  /** Its environment as the engine holds it: the image's variables, and the instance's over them. */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * Paths the engine reports added, modified or removed in the root since it was made, less the
+   * mount points the engine makes itself. The engine compares only the instance's own writable
+   * layer, not the image's layers on the node's disk.
+   */
+  readonly changes: readonly TreeDrift[];
+  /** Processes running in it that neither this driver nor the engine's health check started (`docker exec`). */
+  readonly foreignProcesses: readonly string[];
 }
 
 /** Throws a ValidationError when `args` names no program to run in an instance. */

@@ -78,6 +78,7 @@ export {
   type EngineHealthCheck,
   type ExecResult,
   type InstanceDescription,
+  type InstanceAttestation,
   type InstanceSpec,
   type InstanceState,
   type InstanceStatus,

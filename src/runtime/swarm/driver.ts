@@ -20,6 +20,7 @@ import {
   validateInstanceId,
   type ExecOptions,
   type ExecResult,
+  type InstanceAttestation,
   type InstanceSpec,
   type InstanceStatus,
   type KillSignal,
@@ -29,6 +30,7 @@ import {
 } from '../driver.js';
 import { tellEach } from '../instance-exits.js';
 import { placeAgain, readSwarm, removeService } from './api.js';
+import { attestContainer } from './attest.js';
 import { demux, Engine } from './engine.js';
 import { execInContainer, NodeEngines, signalContainer, stopContainer } from './nodes.js';
 import {
@@ -101,6 +103,8 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   /** Tasks on lost nodes this driver already had placed again. */
   readonly #replaced = new Set<string>();
   readonly #listeners = new Set<(status: InstanceStatus) => void>();
+  /** Exec sessions this driver runs now (checks): the drift check does not count them as foreign. */
+  readonly #ownExecs = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -256,7 +260,24 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   /** @inheritdoc */
   async exec(id: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     const { engine, container } = await this.#running(id, args);
-    return execInContainer(engine, container, args, options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS);
+    return execInContainer(
+      engine,
+      container,
+      args,
+      options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+      this.#ownExecs,
+    );
+  }
+
+  /** @inheritdoc */
+  async attest(id: string): Promise<InstanceAttestation | undefined> {
+    const one = await this.#one(id).catch((err: unknown) => {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    });
+    const container = one?.found.task?.Status.ContainerStatus?.ContainerID;
+    if (one === undefined || one.found.status.state !== 'running' || !container) return undefined;
+    return attestContainer(await this.#nodes.of(one.node, id), container, this.#ownExecs);
   }
 
   /** @inheritdoc */

@@ -121,22 +121,40 @@ async function stopsWithin(engine: Engine, container: string, ms: number): Promi
   }
 }
 
-/** Runs `args` in a running container through its node's engine, as `docker exec` does. */
+/**
+ * Runs `args` in a running container through its node's engine, as `docker exec` does. The exec's
+ * id is in `own` while it runs, so the drift check knows it for the driver's own.
+ */
 export async function execInContainer(
   engine: Engine,
   container: string,
   args: readonly string[],
   timeoutMs: number,
+  own?: Set<string>,
 ): Promise<ExecResult> {
   const created = await engine.request<{ Id: string }>({
     method: 'POST',
     path: `/containers/${container}/exec`,
     body: { Cmd: [...args], AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false },
   });
+  own?.add(created.Id);
+  try {
+    return await runExec(engine, container, created.Id, timeoutMs);
+  } finally {
+    own?.delete(created.Id);
+  }
+}
+
+async function runExec(
+  engine: Engine,
+  container: string,
+  id: string,
+  timeoutMs: number,
+): Promise<ExecResult> {
   const output = await engine
     .raw({
       method: 'POST',
-      path: `/exec/${created.Id}/start`,
+      path: `/exec/${id}/start`,
       body: { Detach: false, Tty: false },
       timeoutMs,
     })
@@ -150,7 +168,7 @@ export async function execInContainer(
     });
   const { stdout, stderr } = demux(output);
   const inspected = await engine.request<{ ExitCode: number | null; Running: boolean }>({
-    path: `/exec/${created.Id}/json`,
+    path: `/exec/${id}/json`,
   });
   return { exitCode: inspected.ExitCode ?? -1, stdout, stderr };
 }

@@ -140,6 +140,45 @@ describe.skipIf(unavailable !== undefined)('swarm runtime driver on a one-node s
       expect(health).toBe('healthy');
     });
 
+    it('attests an instance as its engine sees it: image, process, changes to its root, processes started in it', async () => {
+      const d = driver('swarm-own');
+      const s = spec('web-r2-e5f6', {
+        healthCheck: { args: ['/bin/sh', '-c', 'sleep 0.3'], intervalMs: 200, timeoutMs: 1_000, retries: 3 },
+      });
+      await d.start(s);
+      const fresh = await d.attest(s.id);
+      // What Docker adds itself (docker-init, the mount points of its files) is not a change.
+      expect(fresh).toEqual({
+        image: reference,
+        args: s.args,
+        env: { KILN_NOTE: 'hello', PORT: String(s.port) },
+        changes: [],
+        foreignProcesses: [],
+      });
+      // The driver's own exec sessions, and Docker's health probes, are not foreign, even while they run.
+      const own = d.exec(s.id, ['/bin/sh', '-c', 'sleep 1']);
+      await sleep(300);
+      expect((await d.attest(s.id))?.foreignProcesses).toEqual([]);
+      await own;
+
+      // When someone on the node plants a file in the container's writable layer, and opens a shell in it
+      const cid = (await swarm.docker(['ps', '-q', '--filter', `label=kiln.instance=${s.id}`])).trim();
+      const upper = await swarm.docker(['inspect', '-f', '{{.GraphDriver.Data.UpperDir}}', cid]);
+      await writeFile(join(upper, 'planted'), '#!/bin/sh\n', { mode: 0o755 });
+      const shell = swarm.docker(['exec', cid, '/bin/sh', '-c', 'sleep 3']).catch(() => 'cut short');
+      const seen = await eventually(async () => {
+        const a = await d.attest(s.id);
+        return a && a.foreignProcesses.length > 0 ? a : undefined;
+      });
+      // Then the engine's diff shows the file, and the shell is reported
+      expect(seen.changes).toEqual([{ path: 'planted', change: 'added', detail: expect.any(String) }]);
+      expect(seen.foreignProcesses).toEqual([
+        expect.stringMatching(/^exec [0-9a-f]{12}: \/bin\/sh -c sleep 3$/),
+      ]);
+      await shell;
+      expect(await driver('swarm-own').attest('web-r2-none')).toBeUndefined();
+    });
+
     it('refuses host mounts and ids Swarm cannot name, and starts nothing', async () => {
       const d = driver('swarm-own');
       const error = await d
