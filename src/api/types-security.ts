@@ -41,8 +41,11 @@ export interface InstanceVerdictJson {
   /** Differences of its process (arguments, bundle and live environment) from the release. */
   readonly process: readonly string[];
   readonly error?: string;
-  /** Where the files it was compared with come from: the image's attached manifest, or the unpack. */
-  readonly manifest?: 'image' | 'unpacked';
+  /**
+   * Where the files it was compared with come from: the image's attached manifest, the unpack, or
+   * (`engine`, an instance on a remote engine) the image's layers, compared by that engine.
+   */
+  readonly manifest?: 'image' | 'unpacked' | 'engine';
   /**
    * What kiln does about an instance that is tainted (now or before): `replace` it, only `alert`
    * (the service's `drift.action`), or hold the replacement (`held`) while an exec session is open

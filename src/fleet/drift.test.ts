@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   filesManifestPath,
   walkTree,
+  type InstanceAttestation,
   type InstanceDescription,
   type RuntimeDriver,
 } from '../runtime/index.js';
@@ -109,6 +110,68 @@ describe('DriftWatch', () => {
     ]);
     expect(taints.sort()).toEqual(ids.map((id) => `${id} DriftDetected true`));
     expect((await readdir(path.dirname(root))).some((d) => d.startsWith('rootfs.tainted-'))).toBe(true);
+  });
+});
+
+describe('DriftWatch on a remote engine (attest, no describe)', () => {
+  it('trusts what the engine attests: clean when it matches, tainted for each thing that differs', async () => {
+    h = new Harness();
+    h.declare({ name: 'web', replicas: 3, env: { MODE: 'prod' } });
+    await h.controller.start();
+    const { rollout } = await h.deploy('web');
+    await h.until(() => h!.phase(rollout.id) === 'succeeded', 'the first release');
+    const ids = h
+      .live('web')
+      .map((i) => i.id)
+      .sort();
+    const overrides = new Map<string, Partial<InstanceAttestation>>();
+    const driver = {
+      attest: async (id: string): Promise<InstanceAttestation | undefined> => {
+        const record = h!.store.instances.get(id);
+        const spec = h!.host.find(id)?.spec;
+        if (!spec) return undefined;
+        return {
+          image: `10.0.0.1:5000/kiln/web@${record.digest}`,
+          args: spec.args,
+          env: spec.env,
+          changes: [],
+          foreignProcesses: [],
+          ...overrides.get(id),
+        };
+      },
+    } as unknown as RuntimeDriver;
+    const taints: string[] = [];
+    const watch = new DriftWatch({
+      store: h.store,
+      driver,
+      host: '127.0.0.1',
+      taint: (id, reason, message, replace) => {
+        taints.push(`${id} ${reason} ${message}`);
+        h!.controller.taint(id, reason, message, replace);
+      },
+    });
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : 1);
+    const clean = (await watch.check({ act: true })).sort(byId);
+    expect(clean.map((v) => [v.id, v.ok, v.manifest])).toEqual(ids.map((id) => [id, true, 'engine']));
+
+    overrides.set(ids[0]!, { changes: [{ path: 'usr/bin/evil', change: 'added', detail: 'by the engine' }] });
+    overrides.set(ids[1]!, { image: `10.0.0.1:5000/kiln/web@sha256:${'e'.repeat(64)}` });
+    overrides.set(ids[2]!, { foreignProcesses: ['exec 0123456789ab: /bin/sh'] });
+    const verdicts = (await watch.check({ act: true })).sort(byId);
+    expect(verdicts.map((v) => [v.id, v.ok])).toEqual(ids.map((id) => [id, false]));
+    expect(verdicts[0]!.files).toEqual([{ path: 'usr/bin/evil', change: 'added', detail: 'by the engine' }]);
+    expect(verdicts[1]!.process).toEqual([
+      expect.stringMatching(/^image sha256:[0-9a-f]{64} → .*@sha256:e{64}$/),
+    ]);
+    expect(verdicts[2]!.process).toEqual(['started in it, not by kiln: exec 0123456789ab: /bin/sh']);
+    expect(taints.map((t) => t.split(' ').slice(0, 2).join(' ')).sort()).toEqual(
+      ids.map((id) => `${id} DriftDetected`),
+    );
+    expect(taints.find((t) => t.startsWith(ids[0]!))).toContain('/usr/bin/evil added');
+    await h.until(
+      () => ids.every((id) => h!.store.instances.get(id).state === 'stopped'),
+      'all three replaced',
+    );
   });
 });
 

@@ -5,7 +5,9 @@
  * and on demand), and its process (the bundle's arguments and environment, and the environment its
  * init runs with as the kernel reports it) with what the release says. An instance that differs is
  * tainted; the controller then replaces it, or only reports it when its service says `alert`. A
- * root that drifted is set aside, so replacements get a fresh one.
+ * root that drifted is set aside, so replacements get a fresh one. An instance on a remote engine,
+ * whose root kiln cannot read, is checked against what that engine attests instead (its image, its
+ * process, its own diff of the root, and processes started in it).
  */
 import {
   compareTree,
@@ -14,6 +16,7 @@ import {
   quarantineRootfs,
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
+  type InstanceAttestation,
   type RuntimeDriver,
   type TreeBaseline,
   type TreeDrift,
@@ -52,8 +55,11 @@ export interface InstanceVerdict {
   readonly checkedAt: string;
   /** Why it could not be checked (no manifest of files, no such instance in the runtime). */
   readonly error?: string;
-  /** What its root was compared with: the image's attached manifest of files, or the root as unpacked. */
-  readonly manifest?: 'image' | 'unpacked';
+  /**
+   * What its root was compared with: the image's attached manifest of files, the root as
+   * unpacked, or (`engine`) the image's layers, by the remote engine that runs it.
+   */
+  readonly manifest?: 'image' | 'unpacked' | 'engine';
 }
 
 /** One root's comparison with its manifest of files. */
@@ -88,7 +94,7 @@ export class DriftWatch {
 
   /** Checks every `intervalMs` in the background until `close`. 0 turns the watch off. */
   start(intervalMs = DEFAULT_VERIFY_INTERVAL_MS): void {
-    if (intervalMs <= 0 || !this.#o.driver.describe) return;
+    if (intervalMs <= 0 || (!this.#o.driver.describe && !this.#o.driver.attest)) return;
     const tick = () => {
       if (this.#closed) return;
       this.#timer = setTimeout(() => {
@@ -135,6 +141,11 @@ export class DriftWatch {
         full: options.full === true,
         checkedAt: new Date(this.#o.clock?.() ?? Date.now()).toISOString(),
       };
+      const attested = desc ? undefined : await driver.attest?.(record.id).catch(() => undefined);
+      if (attested) {
+        verdicts.push(this.#fromAttestation(base, record, attested));
+        continue;
+      }
       if (!desc) {
         verdicts.push({
           ...base,
@@ -180,9 +191,32 @@ export class DriftWatch {
     return { drift: result.drift, ...(manifest ? { manifest } : {}) };
   }
 
+  /** A verdict from what the instance's engine attests: its diff of the root, image and process. */
+  #fromAttestation(
+    base: Omit<InstanceVerdict, 'ok' | 'files' | 'process'>,
+    record: InstanceRecord,
+    attested: InstanceAttestation,
+  ): InstanceVerdict {
+    const process = this.#checkProcess(record, { args: attested.args, env: attested.env });
+    const runs = attested.image.slice(attested.image.lastIndexOf('@') + 1);
+    if (runs !== record.digest) process.unshift(`image ${record.digest} → ${attested.image}`);
+    for (const p of attested.foreignProcesses) process.push(`started in it, not by kiln: ${p}`);
+    return {
+      ...base,
+      ok: attested.changes.length === 0 && process.length === 0,
+      files: attested.changes,
+      process,
+      manifest: 'engine',
+    };
+  }
+
   #checkProcess(
     record: InstanceRecord,
-    desc: NonNullable<Awaited<ReturnType<NonNullable<RuntimeDriver['describe']>>>>,
+    desc: {
+      readonly args: readonly string[];
+      readonly env: Readonly<Record<string, string>>;
+      readonly liveEnv?: Readonly<Record<string, string>>;
+    },
   ): string[] {
     const spec = releaseSpec(this.#o.store.releases.get(record.service, `r${record.release}`));
     const want = instanceEnv(spec, record, this.#o.host);

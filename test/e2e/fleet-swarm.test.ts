@@ -1,15 +1,17 @@
 /**
  * kiln on a three-node Docker Swarm (three network namespaces, a dockerd in each, see
  * test/support/swarm-cluster.ts): `kiln server --target prod` runs the fleet there. Given a
- * service spread over the nodes, under a constant load through kiln's router, a blue/green
- * deploy, a canary and the loss of a node cost no request the router could not retry.
+ * service spread over the nodes, its instances are known (the engines attest them, and a file
+ * planted in one or a shell opened in another gets it replaced), and under a constant load through
+ * kiln's router, a blue/green deploy, a canary and the loss of a node cost no request the router
+ * could not retry.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readServerFile, type DeployResultJson } from '../../src/api/index.js';
+import { readServerFile, type DeployResultJson, type VerifyJson } from '../../src/api/index.js';
 import {
   get,
   pageOf,
@@ -229,6 +231,61 @@ describe.skipIf(unavailable !== undefined).sequential('kiln on a three-node Dock
       new RegExp(`^${swarm.registry.replace(/\./g, '\\.')}/kiln/web@sha256:[0-9a-f]{64}$`),
     );
 
+    // And the engines attest every instance exactly its release
+    const verified = await f.kiln(['verify', '--all', '--json']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect((JSON.parse(verified.stdout) as VerifyJson).instances.map((v) => [v.verdict, v.manifest])).toEqual(
+      Array(REPLICAS).fill(['clean', 'engine']),
+    );
+
+    // When someone on a node plants a file in one instance's writable layer, and opens a shell in another
+    const api = await f.api();
+    const [[planted, plantedOn], [shelled, shelledOn]] = [...first] as [[string, string], [string, string]];
+    const onNode = async (id: string, hostname: string, args: (cid: string) => string[]) => {
+      const node = swarm.nodes.find((n) => n.hostname === hostname)!;
+      const cid = await swarm.docker(['ps', '-q', '--filter', `label=kiln.instance=${id}`], node);
+      return swarm.docker(args(cid), node);
+    };
+    const upper = await onNode(planted, plantedOn, (cid) => [
+      'inspect',
+      '-f',
+      '{{.GraphDriver.Data.UpperDir}}',
+      cid,
+    ]);
+    const changedAt = Date.now();
+    await writeFile(path.join(upper, 'planted'), '#!/bin/sh\n', { mode: 0o755 });
+    const shell = onNode(shelled, shelledOn, (cid) => ['exec', cid, '/bin/busybox', 'sleep', '60']).catch(
+      () => '',
+    );
+
+    // Then both are tainted and replaced, and the service keeps its four healthy instances
+    await waitFor(
+      `${planted} and ${shelled} replaced`,
+      async () => {
+        const live = await api.instances(SERVICE);
+        const healthy = live.filter((i) => i.state === 'healthy' && i.id !== planted && i.id !== shelled);
+        return healthy.length === REPLICAS && !live.some((i) => i.id === planted || i.id === shelled)
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 60_000, everyMs: 100 },
+    );
+    const replacedMs = Date.now() - changedAt;
+    await shell;
+    const detected = (await api.events(0, SERVICE, 1000)).filter((e) => e.kind === 'drift.detected');
+    expect(detected.map((e) => [e.subject, e.reason]).sort()).toEqual(
+      [
+        [planted, 'DriftDetected'],
+        [shelled, 'DriftDetected'],
+      ].sort(),
+    );
+    expect(detected.find((e) => e.subject === planted)!.message).toContain('/planted added');
+    expect(detected.find((e) => e.subject === shelled)!.message).toMatch(
+      /not by kiln: exec [0-9a-f]{12}: \/bin\/busybox sleep 60/,
+    );
+    console.log(`swarm: a planted file and a shell, both instances replaced ${replacedMs} ms later`);
+    await serves(f, pageOf('r1', 1));
+
     // And a constant load through kiln's router on this host
     const load = await startLoad({ url: f.url, rate: RATE, bodies: true });
 
@@ -294,6 +351,8 @@ describe.skipIf(unavailable !== undefined).sequential('kiln on a three-node Dock
     );
     expect(summary.failures).toEqual({});
     expect(summary.failed).toBe(0);
+    // And the drift check, attesting every instance through the deploys, found nothing else
+    expect((await api.events(0, SERVICE, 1000)).filter((e) => e.kind === 'drift.detected')).toHaveLength(2);
     expect(Object.keys(summary.bodies ?? {}).sort()).toEqual([
       pageOf('r1', 1),
       pageOf('r2', 2),
