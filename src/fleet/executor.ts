@@ -134,17 +134,27 @@ export class Executor {
     }
   }
 
-  /** Carries out one pass's actions: stops are marked first (so routes keep them at weight 0 while they drain). */
+  /**
+   * Carries out one pass's actions. Stops are marked first (so routes keep them at weight 0 while
+   * they drain), but their drains begin only once the routes are set: a pass that retires the last
+   * serving instances while it routes their successors never leaves a moment with no backend.
+   */
   async execute(actions: readonly Action[], desired: readonly DesiredService[]): Promise<void> {
     const now = this.#o.clock();
-    for (const a of actions) {
-      if (a.type !== 'stop') continue;
-      const t = this.#o.tracker.get(a.id);
-      if (t && !t.stopping) this.#stop(t, a.reason, a.drain);
+    let routed!: () => void;
+    const gate = new Promise<void>((resolve) => (routed = resolve));
+    try {
+      for (const a of actions) {
+        if (a.type !== 'stop') continue;
+        const t = this.#o.tracker.get(a.id);
+        if (t && !t.stopping) this.#stop(t, a.reason, a.drain, gate);
+      }
+      // Routes before starts: a route never names an instance still starting, and an instance that
+      // died leaves the route now rather than after its replacement's start returns.
+      for (const a of actions) if (a.type === 'route') await this.#route(a.service, a.backends, desired);
+    } finally {
+      routed();
     }
-    // Routes before starts: a route never names an instance still starting, and an instance that
-    // died leaves the route now rather than after its replacement's start returns.
-    for (const a of actions) if (a.type === 'route') await this.#route(a.service, a.backends, desired);
     const starts = actions.filter((a) => a.type === 'start');
     await Promise.all(
       starts.map(async (a) => {
@@ -265,11 +275,20 @@ export class Executor {
     return undefined;
   }
 
-  /** Marks `t` stopping and stops it in the background: drain (if asked), stop, record, untrack. */
-  #stop(t: Tracked, reason: StopReason | 'unhealthy' | 'tainted', drain: boolean): void {
+  /**
+   * Marks `t` stopping and stops it in the background, once `after` resolves (the pass's routes are
+   * set): drain (if asked), stop, record, untrack.
+   */
+  #stop(
+    t: Tracked,
+    reason: StopReason | 'unhealthy' | 'tainted',
+    drain: boolean,
+    after: Promise<void> = Promise.resolve(),
+  ): void {
     const { store, driver, router, tracker } = this.#o;
     if (drain) tracker.apply(t, { type: 'drain' });
     const work = (async () => {
+      await after;
       if (drain) {
         await router.drain(t.service, t.id, { timeoutMs: this.#o.drainTimeoutMs }).catch((err: unknown) => {
           this.#o.log(`drain of ${t.id} failed: ${err instanceof Error ? err.message : String(err)}`);
