@@ -85,6 +85,42 @@ describe('plan: steady state and self-healing', () => {
       ['stop a unhealthy', 'stop b tainted', 'start r1', 'start r1', 'route c'],
     ],
     [
+      'keeps a tainted instance that was serving in the route while its replacement starts',
+      svc(),
+      [inst('a', 'r1'), { ...inst('b', 'r1', 'tainted'), wasServing: true }, inst('c', 'r1')],
+      ['start r1', 'route a,b,c'],
+    ],
+    [
+      'drains the tainted instance once its replacement is healthy',
+      svc(),
+      [
+        inst('a', 'r1'),
+        { ...inst('b', 'r1', 'tainted'), wasServing: true },
+        inst('c', 'r1'),
+        inst('d', 'r1'),
+      ],
+      ['stop b tainted drain', 'route a,c,d'],
+    ],
+    [
+      'a drifted shared root taints every instance: all serve on while every replacement starts',
+      svc(),
+      ['a', 'b', 'c'].map((id) => ({ ...inst(id, 'r1', 'tainted'), wasServing: true })),
+      ['start r1', 'start r1', 'start r1', 'route a,b,c'],
+    ],
+    [
+      'retires the longest-tainted first as replacements become healthy',
+      svc(),
+      [
+        { ...inst('a', 'r1', 'tainted', 5), wasServing: true },
+        { ...inst('b', 'r1', 'tainted', 3), wasServing: true },
+        { ...inst('c', 'r1', 'tainted', 4), wasServing: true },
+        inst('d', 'r1'),
+        inst('e', 'r1', 'starting'),
+        inst('f', 'r1', 'starting'),
+      ],
+      ['stop b tainted drain', 'route a,c,d'],
+    ],
+    [
       'scales down the newest surplus instances, draining them',
       svc({ replicas: 1 }),
       [inst('a', 'r1', 'healthy', 1), inst('b', 'r1', 'healthy', 2)],
@@ -145,6 +181,11 @@ describe('plan: rolling update', () => {
       'finishes when every new instance is healthy and the last old one goes',
       [inst('c', 'r1'), inst('n1', 'r2'), inst('n2', 'r2'), inst('n3', 'r2')],
       ['route c,n1,n2,n3', 'stop c superseded drain', 'rollout succeeded'],
+    ],
+    [
+      'stops a tainted instance at once during a rollout, which surges replacements anyway',
+      [inst('a', 'r1'), { ...inst('b', 'r1', 'tainted'), wasServing: true }, inst('c', 'r1')],
+      ['start r2', 'start r2', 'route a,c', 'stop b tainted'],
     ],
   ])('%s', (_name, observed, expected) => {
     expect(show(plan([desired], observed, NOW))).toEqual(expected);

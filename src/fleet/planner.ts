@@ -35,13 +35,15 @@ interface Context {
   readonly actions: Action[];
   /** Instances that still count: not stopped, not draining. */
   readonly live: ObservedInstance[];
+  /** Tainted instances that were serving: they serve on until replaced (steady state only). */
+  readonly tainted: ObservedInstance[];
 }
 
 const isLive = (i: ObservedInstance) => i.phase === 'starting' || i.phase === 'healthy';
 
 function planService(svc: DesiredService, instances: readonly ObservedInstance[], now: number): Action[] {
   if (svc.kind === 'stateful') return planStateful(svc, instances, now);
-  const ctx: Context = { svc, now, actions: [], live: [] };
+  const ctx: Context = { svc, now, actions: [], live: [], tainted: [] };
   reconcileFailures(ctx, instances);
   const rollout = svc.rollout;
   if (rollout && rollout.from && svc.strategy.type === 'canary' && rollout.canary) {
@@ -54,6 +56,10 @@ function planService(svc: DesiredService, instances: readonly ObservedInstance[]
   } else {
     reconcileSteady(ctx);
     if (rollout && rollout.phase === 'progressing') reconcileFirst(ctx, rollout.id);
+  }
+  // Whatever reconcileSteady did not keep serving goes now, as it went before it was kept.
+  for (const i of ctx.tainted.splice(0)) {
+    ctx.actions.push({ type: 'stop', service: i.service, id: i.id, reason: 'tainted', drain: false });
   }
   return ctx.actions;
 }
@@ -78,8 +84,11 @@ function reconcileFirst(ctx: Context, id: string): void {
 }
 
 /**
- * Exited, unhealthy and tainted instances are replaced, never repaired: each is stopped here and
- * the steps below count it as gone, so a new one is started from the same release.
+ * Exited, unhealthy and tainted instances are replaced, never repaired: the steps below count each
+ * as gone, so a new one is started from the same release. An unhealthy one, or a tainted one that
+ * was not serving, is stopped here. A tainted one that was serving is set aside for
+ * reconcileTainted: it is not to be trusted, but taking it out of the route before its replacement
+ * is healthy would cost capacity, or the whole service when a shared root drifted.
  */
 function reconcileFailures(ctx: Context, instances: readonly ObservedInstance[]): void {
   const reasons: Partial<Record<ObservedInstance['phase'], StopReason>> = {
@@ -88,9 +97,25 @@ function reconcileFailures(ctx: Context, instances: readonly ObservedInstance[])
   };
   for (const i of instances) {
     const reason = reasons[i.phase];
-    if (reason) ctx.actions.push({ type: 'stop', service: i.service, id: i.id, reason, drain: false });
+    if (i.phase === 'tainted' && i.wasServing === true && i.stopping !== true) ctx.tainted.push(i);
+    else if (reason) ctx.actions.push({ type: 'stop', service: i.service, id: i.id, reason, drain: false });
     else if (isLive(i)) ctx.live.push(i);
   }
+}
+
+/**
+ * Replace before retire, for tainted instances in steady state: their replacements are already
+ * starting (they no longer count as live), and each tainted one serves on only while the service
+ * has fewer than `replicas` healthy instances without it. The others are drained and stopped, the
+ * longest tainted first. Returns the ones kept, for the route.
+ */
+function reconcileTainted(ctx: Context, serving: number): ObservedInstance[] {
+  const order = ctx.tainted.splice(0).sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1));
+  const keep = Math.max(0, ctx.svc.replicas - serving);
+  for (const i of order.slice(0, order.length - keep)) {
+    ctx.actions.push({ type: 'stop', service: i.service, id: i.id, reason: 'tainted', drain: true });
+  }
+  return order.slice(order.length - keep);
 }
 
 function ofRelease(ctx: Context, release: ReleaseRef) {
@@ -141,7 +166,7 @@ function reconcileSteady(ctx: Context): void {
     current.healthy.length >= svc.replicas
       ? current.healthy
       : [...current.healthy, ...others.filter((i) => i.phase === 'healthy')];
-  route(ctx, serving);
+  route(ctx, [...serving, ...reconcileTainted(ctx, serving.length)]);
   if (current.healthy.length >= svc.replicas) stop(ctx, others, Infinity, 'superseded');
   if (current.live.length > svc.replicas)
     stop(ctx, current.live, current.live.length - svc.replicas, 'surplus');

@@ -48,6 +48,8 @@ export interface Tracked {
   stopping?: Promise<void>;
   /** The instance became healthy at least once (an exit before that counts as a crash loop). */
   everHealthy: boolean;
+  /** It was healthy when it was tainted, so it was serving. */
+  wasServing?: boolean;
 }
 
 /** Options of {@link InstanceTracker}. */
@@ -122,6 +124,7 @@ export class InstanceTracker {
         ...(t.ordinal === undefined ? {} : { ordinal: t.ordinal }),
         ...(t.stopping ? { stopping: true } : {}),
         ...(t.ready ? { ready: t.readyPassed } : {}),
+        ...(t.state.phase === 'tainted' && t.wasServing ? { wasServing: true } : {}),
       }));
   }
 
@@ -133,6 +136,7 @@ export class InstanceTracker {
     if (after === before) return;
     t.state = after;
     if (after.phase === 'healthy') t.everHealthy = true;
+    if (after.phase === 'tainted') t.wasServing = before.phase === 'healthy';
     if (after.phase === before.phase && event.type !== 'probe') return;
     const checked = event.type === 'probe';
     if (after.phase !== 'stopped') {

@@ -21,6 +21,11 @@ export interface ObservedInstance {
   readonly stopping?: boolean;
   /** A stateful service's `ready` check has passed since it became healthy (always true without one). */
   readonly ready?: boolean;
+  /**
+   * A `tainted` instance that was healthy, so serving, when it was tainted: it may serve on until
+   * its replacement is healthy (see the planner's `reconcileTainted`).
+   */
+  readonly wasServing?: boolean;
 }
 
 /** A release the planner may run: its name and image digest. */

@@ -2,7 +2,8 @@
  * Known state, end to end: a file written from the host into the root filesystem running
  * instances share is found by the control plane's background check, every instance of that image
  * is tainted and replaced (within 5 s, at the default 2 s check interval), and the replacements run
- * from a fresh root unpacked from the verified layers, without the file.
+ * from a fresh root unpacked from the verified layers, without the file. The tainted instances
+ * serve until their replacements are healthy, so no request fails meanwhile.
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,7 +29,26 @@ describe('drift', () => {
     // A file appears in the image root, written from the host.
     const rootfsDir = path.join(f.project.home, 'rootfs');
     const [root] = (await readdir(rootfsDir)).filter((d) => /^[0-9a-f]{64}$/.test(d));
-    const written = Date.now();
+    // A client keeps asking, one request after another, throughout; what is not a 200 is kept
+    // with when it came (ms after the write) and what it said.
+    const answers: string[] = [];
+    let asking = true;
+    let written = Date.now();
+    const client = (async () => {
+      while (asking) {
+        const r = await get(f.url);
+        const at = Date.now() - written;
+        answers.push(
+          'body' in r
+            ? r.status === 200
+              ? '200'
+              : `${r.status} at ${at}: ${r.body}`
+            : `${r.error} at ${at}`,
+        );
+        await new Promise((done) => setTimeout(done, 10));
+      }
+    })();
+    written = Date.now();
     await writeFile(path.join(rootfsDir, root!, 'etc', 'evil'), 'not in the image\n');
 
     // Both instances are tainted and replaced, each replacement from a fresh root.
@@ -40,8 +60,12 @@ describe('drift', () => {
         return fresh.length === 2 && live.every((i) => !before.includes(i.id)) ? fresh : undefined;
       },
       { timeoutMs: 5_000, everyMs: 50 },
-    );
+    ).finally(() => (asking = false));
     console.info(`drift: both instances replaced ${Date.now() - written} ms after the write`);
+    await client;
+    // The tainted instances served until their replacements were healthy: not one request failed.
+    expect(answers.length).toBeGreaterThan(10);
+    expect(answers.filter((a) => a !== '200')).toEqual([]);
     expect(after).toHaveLength(2);
     const events = await api.events(0, SERVICE, 1000);
     const detected = events.filter((e) => e.kind === 'drift.detected');
