@@ -29,9 +29,12 @@ export function targetDriver(
     readonly home: string;
     readonly store: () => Promise<OciStore>;
     readonly log: (line: string) => void;
+    /** Where the registry's credentials come from (`KILN_REGISTRY_*`). @default process.env */
+    readonly env?: NodeJS.ProcessEnv;
   },
 ): RuntimeDriver | undefined {
   const { spec } = target;
+  const env = deps.env ?? process.env;
   switch (spec.driver) {
     case 'local':
       return undefined;
@@ -40,7 +43,11 @@ export function targetDriver(
         docker: spec.docker,
         nodes: spec.nodes,
         scope: `kiln-${createHash('sha256').update(path.resolve(deps.home)).digest('hex').slice(0, 12)}`,
-        image: pushedImage(spec, deps.store, deps.log),
+        image: pushedImage(spec, deps.store, deps.log, env),
+        // The nodes pull with the credentials kiln pushed with.
+        ...(env.KILN_REGISTRY_USERNAME && env.KILN_REGISTRY_PASSWORD
+          ? { registryAuth: { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD } }
+          : {}),
       });
     default:
       throw new UnavailableError(

@@ -1,7 +1,8 @@
 /**
  * Test support for the registry client: the real Debian `docker-registry` on 127.0.0.1 with a
  * random port, an auth proxy in front of it (Basic, or Bearer with a token service), and a
- * self-signed certificate. Not exported from index.ts. Traffic stays on 127.0.0.1.
+ * self-signed certificate. Not exported from index.ts. Traffic stays on 127.0.0.1, or on the
+ * address of a network namespace a test made (the swarm tests' bridge).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,9 +34,12 @@ export class Cleanup {
     return dir;
   }
 
-  /** Has `server` listen on a free loopback port, closed (connections and all) at clean-up; its `host:port`. */
-  async listen(server: http.Server): Promise<string> {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  /**
+   * Has `server` listen on a free port of `host` (loopback, or an address of a test's own
+   * network), closed (connections and all) at clean-up; its `host:port`.
+   */
+  async listen(server: http.Server, host = '127.0.0.1'): Promise<string> {
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
     this.add(
       () =>
         new Promise<void>((resolve) => {
@@ -43,7 +47,7 @@ export class Cleanup {
           server.close(() => resolve());
         }),
     );
-    return `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    return `${host}:${(server.address() as net.AddressInfo).port}`;
   }
 
   async run(): Promise<void> {
@@ -158,22 +162,25 @@ export interface AuthProxy {
   readonly tokenRequests: { scope: string[]; service: string | null; authorized: boolean }[];
   /** Requests forwarded to the registry. */
   forwarded: number;
+  /** Requests refused for want of credentials (401). */
+  refused: number;
 }
 
 /**
- * An HTTP server on 127.0.0.1 that demands `Basic` credentials, or `Bearer` tokens from its own
- * `/token` endpoint (which wants the Basic credentials, and issues tokens bound to a scope), then
- * forwards authorised requests to `upstream` (`127.0.0.1:PORT`).
+ * An HTTP server on `listenOn` (127.0.0.1 unless given) that demands `Basic` credentials, or
+ * `Bearer` tokens from its own `/token` endpoint (which wants the Basic credentials, and issues
+ * tokens bound to a scope), then forwards authorised requests to `upstream` (`HOST:PORT`).
  */
 export async function startAuthProxy(
   cleanup: Cleanup,
   upstream: string,
   mode: 'basic' | 'bearer',
   credentials: { username: string; password: string },
+  listenOn?: string,
 ): Promise<AuthProxy> {
   const basic = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
   const tokens = new Map<string, string[]>();
-  const state: AuthProxy & { host: string } = { host: '', tokenRequests: [], forwarded: 0 };
+  const state: AuthProxy & { host: string } = { host: '', tokenRequests: [], forwarded: 0, refused: 0 };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${state.host}`);
     if (mode === 'bearer' && url.pathname === '/token') {
@@ -201,6 +208,7 @@ export async function startAuthProxy(
         ? auth === basic
         : auth.startsWith('Bearer ') && granted(tokens.get(auth.slice(7)), needed);
     if (!ok) {
+      state.refused++;
       const challenge =
         mode === 'basic'
           ? 'Basic realm="kiln-test"'
@@ -223,7 +231,7 @@ export async function startAuthProxy(
     forward.on('error', (err) => res.writeHead(502).end(String(err)));
     req.pipe(forward);
   });
-  state.host = await cleanup.listen(server);
+  state.host = await cleanup.listen(server, listenOn);
   return state;
 }
 

@@ -73,6 +73,12 @@ export interface SwarmRuntimeDriverOptions {
   readonly pollIntervalMs?: number;
   /** @default DEFAULT_SWARM_START_TIMEOUT_MS */
   readonly startTimeoutMs?: number;
+  /**
+   * Credentials for the registry the images are pulled from. They go with each service's creation
+   * (`X-Registry-Auth`), and Swarm hands them to whichever node runs its task, as
+   * `docker service create --with-registry-auth` does; without them the nodes pull anonymously.
+   */
+  readonly registryAuth?: { readonly username: string; readonly password: string };
 }
 
 interface Snapshot {
@@ -130,8 +136,17 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
       scope: this.#scope,
       stopGraceMs: this.#o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
     });
+    const auth = this.#o.registryAuth;
+    const headers = auth
+      ? { 'x-registry-auth': registryAuthHeader(auth.username, auth.password, image) }
+      : undefined;
     try {
-      await this.#engine.request({ method: 'POST', path: '/services/create', body });
+      await this.#engine.request({
+        method: 'POST',
+        path: '/services/create',
+        body,
+        ...(headers ? { headers } : {}),
+      });
     } catch (err) {
       if (err instanceof ConflictError) {
         throw new ConflictError(`instance ${spec.id} already exists (ids are never reused; stop it first)`, {
@@ -382,6 +397,18 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   #checkOpen(): void {
     if (this.#closed) throw new UnavailableError(`the ${this.name} runtime driver is closed`);
   }
+}
+
+/**
+ * The Engine API's `X-Registry-Auth`: base64url (padded) of `{ username, password, serveraddress }`, the
+ * server being the registry host of `image` (`10.0.0.1:5000/kiln/web@sha256:…`).
+ */
+export function registryAuthHeader(username: string, password: string, image: string): string {
+  const serveraddress = image.slice(0, image.indexOf('/'));
+  // Go's base64.URLEncoding, which the engine decodes with, keeps the `=` padding that Node's
+  // 'base64url' drops.
+  const json = JSON.stringify({ username, password, serveraddress });
+  return Buffer.from(json).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 function rethrowUnlessUnavailable(err: unknown): void {

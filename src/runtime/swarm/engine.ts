@@ -80,6 +80,8 @@ export interface EngineRequest {
   readonly path: string;
   readonly query?: Readonly<Record<string, string | number | boolean | object>>;
   readonly body?: unknown;
+  /** Extra request headers, such as `X-Registry-Auth`. */
+  readonly headers?: Readonly<Record<string, string>>;
   /** @default ENGINE_REQUEST_TIMEOUT_MS */
   readonly timeoutMs?: number;
 }
@@ -152,6 +154,7 @@ export class Engine {
           path: `${prefix}${req.path}${search}`,
           headers: {
             host: 'docker',
+            ...req.headers,
             ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
           },
           timeout: req.timeoutMs ?? ENGINE_REQUEST_TIMEOUT_MS,

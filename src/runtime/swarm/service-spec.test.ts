@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { ValidationError } from '../../errors/index.js';
 import type { InstanceSpec } from '../driver.js';
+import { registryAuthHeader } from './driver.js';
 import { demux, parseEngineUrl } from './engine.js';
 import {
   instanceOf,
@@ -175,6 +176,18 @@ describe('engine helpers', () => {
     const out = demux(Buffer.concat([frame(1, 'a\n'), frame(2, 'err\n'), frame(1, 'b\n')]));
     expect(out).toEqual({ stdout: 'a\nb\n', stderr: 'err\n', both: 'a\nerr\nb\n' });
     expect(demux(Buffer.from('plain tty text\n')).stdout).toBe('plain tty text\n');
+  });
+
+  it('encodes registry credentials as the engine decodes them: padded base64url JSON naming the registry', () => {
+    // This password's JSON makes a `/` in standard base64, and two `=` of padding.
+    const header = registryAuthHeader('kiln', 'p?>~x', '10.0.0.1:5000/kiln/web@sha256:abc');
+    expect(header).toMatch(/^[A-Za-z0-9_-]+==$/);
+    expect(header.length % 4).toBe(0);
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString('utf8'))).toEqual({
+      username: 'kiln',
+      password: 'p?>~x',
+      serveraddress: '10.0.0.1:5000',
+    });
   });
 
   it('writes nanosecond times as millisecond ISO, and finds node addresses', () => {

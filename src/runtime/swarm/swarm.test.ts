@@ -3,6 +3,7 @@
  * of the test's own, see test/support/swarm-cluster.ts): the runtime conformance suite, then what
  * only Swarm has (the service's spec on the engine, the node's address, refusals).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { Cleanup, startAuthProxy } from '../../../test/support/registry.js';
 import { makeBusyboxRootfs } from '../../../test/support/rootfs.js';
 import { startSwarm, swarmUnavailable, type TestSwarm } from '../../../test/support/swarm-cluster.js';
 import { KilnError, ValidationError } from '../../errors/index.js';
@@ -28,12 +30,19 @@ let dir: string;
 const digestOf = (ref: string) => ref.slice(ref.indexOf('@') + 1) as Digest;
 const made: SwarmRuntimeDriver[] = [];
 
-const driver = (scope: string, extra: { image?: (d: Digest) => Promise<string> } = {}) => {
+const driver = (
+  scope: string,
+  extra: {
+    image?: (d: Digest) => Promise<string>;
+    registryAuth?: { username: string; password: string };
+  } = {},
+) => {
   const d = new SwarmRuntimeDriver({
     docker: swarm.manager.docker,
     image: extra.image ?? (async (digest) => `${reference.slice(0, reference.indexOf('@'))}@${digest}`),
     scope,
     pollIntervalMs: 100,
+    ...(extra.registryAuth ? { registryAuth: extra.registryAuth } : {}),
   });
   made.push(d);
   return d;
@@ -177,6 +186,38 @@ describe.skipIf(unavailable !== undefined)('swarm runtime driver on a one-node s
       ]);
       await shell;
       expect(await driver('swarm-own').attest('web-r2-none')).toBeUndefined();
+    });
+
+    it('has the nodes pull from a registry that wants credentials with those given, and fails the start without', async () => {
+      const cleanup = new Cleanup();
+      try {
+        // Basic auth in front of the test registry, on the bridge the nodes reach it by.
+        const bridge = swarm.registry.slice(0, swarm.registry.indexOf(':'));
+        const credentials = { username: 'kiln', password: randomBytes(8).toString('hex') };
+        const proxy = await startAuthProxy(cleanup, swarm.registry, 'basic', credentials, bridge);
+        const image = async (digest: Digest) => `${proxy.host}/kiln/conformance@${digest}`;
+
+        const refused = await driver('swarm-own', { image })
+          .start(spec('web-r2-anon'))
+          .catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(KilnError);
+        // Swarm reports the pull that the registry refused as the image not found.
+        expect((refused as KilnError).message).toMatch(/web-r2-anon could not start: .*No such image/i);
+        expect([proxy.refused > 0, proxy.forwarded]).toEqual([true, 0]);
+
+        const started = await driver('swarm-own', { image, registryAuth: credentials }).start(
+          spec('web-r2-auth'),
+        );
+        expect(started.state).toBe('running');
+        expect(proxy.forwarded).toBeGreaterThan(0);
+        const body = await eventually(async () => {
+          const res = await fetch(`http://${started.host}:${started.port}/`);
+          return res.ok ? res.text() : undefined;
+        });
+        expect(body).toBe('kiln conformance\n');
+      } finally {
+        await cleanup.run();
+      }
     });
 
     it('refuses host mounts and ids Swarm cannot name, and starts nothing', async () => {
