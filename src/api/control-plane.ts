@@ -118,7 +118,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     const images = storeCatalog(imageStore, files.rootfs, { keysDir: home.keys });
     const onTarget =
       options.target &&
-      targetDriver(options.target, { home: options.home, store: () => OciStore.open(home.store), log });
+      (await targetDriver(options.target, {
+        home: options.home,
+        store: () => OciStore.open(home.store),
+        log,
+      }));
     const init = onTarget ? undefined : findInit();
     if (!init && !onTarget) log(`no ${TINI_STATIC}: instances run without an init (apt-get install tini)`);
     const driver =

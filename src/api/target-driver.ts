@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UnavailableError } from '../errors/index.js';
 import { RegistryClient, type Digest, type OciStore } from '../oci/index.js';
-import { SwarmRuntimeDriver, type RuntimeDriver } from '../runtime/index.js';
+import { readEngineTls, SwarmRuntimeDriver, type RuntimeDriver } from '../runtime/index.js';
 import type { TargetSpec } from '../spec/index.js';
 
 /** A declared target, by name. */
@@ -23,7 +23,7 @@ type SwarmTarget = Extract<TargetSpec, { driver: 'swarm' }>;
  * The driver for `target`, or undefined for a `local` one (the control plane's own driver). Each
  * project's control plane gets its own scope on a shared swarm, from its home's path.
  */
-export function targetDriver(
+export async function targetDriver(
   target: NamedTarget,
   deps: {
     readonly home: string;
@@ -32,7 +32,7 @@ export function targetDriver(
     /** Where the registry's credentials come from (`KILN_REGISTRY_*`). @default process.env */
     readonly env?: NodeJS.ProcessEnv;
   },
-): RuntimeDriver | undefined {
+): Promise<RuntimeDriver | undefined> {
   const { spec } = target;
   const env = deps.env ?? process.env;
   switch (spec.driver) {
@@ -44,6 +44,7 @@ export function targetDriver(
         nodes: spec.nodes,
         scope: `kiln-${createHash('sha256').update(path.resolve(deps.home)).digest('hex').slice(0, 12)}`,
         image: pushedImage(spec, deps.store, deps.log, env),
+        ...(spec.tls ? { tls: await readEngineTls(spec.tls, `targets.${target.name}.tls`) } : {}),
         // The nodes pull with the credentials kiln pushed with.
         ...(env.KILN_REGISTRY_USERNAME && env.KILN_REGISTRY_PASSWORD
           ? { registryAuth: { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD } }

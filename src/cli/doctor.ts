@@ -2,9 +2,16 @@ import { access, constants, readFile, stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { execa } from 'execa';
 import { archiveSpec, DEFAULT_KEYRING, readAptSources, verifyInRelease } from '../bake/index.js';
-import { detectRuntimes, findInit, inspectCgroups, probeSwarm, TINI_STATIC } from '../runtime/index.js';
+import {
+  detectRuntimes,
+  findInit,
+  inspectCgroups,
+  probeSwarm,
+  readEngineTls,
+  TINI_STATIC,
+} from '../runtime/index.js';
 import { ValidationError } from '../errors/index.js';
-import type { MirrorSpec, TargetSpec } from '../spec/index.js';
+import { resolveTargetPaths, type MirrorSpec, type TargetSpec } from '../spec/index.js';
 import { aptRootFromEnv, loadFromOptions, printJson } from './common.js';
 
 /** What `runDoctor` checks against. */
@@ -173,7 +180,20 @@ async function targetChecks(targets: Readonly<Record<string, TargetSpec>>): Prom
   const checks: DoctorCheck[] = [];
   for (const [name, target] of Object.entries(targets)) {
     if (target.driver !== 'swarm') continue;
-    const probe = await probeSwarm(target.docker);
+    const tls = target.tls
+      ? await readEngineTls(target.tls, `targets.${name}.tls`).catch((err: unknown) => err as Error)
+      : undefined;
+    if (tls instanceof Error) {
+      checks.push({
+        name: `target ${name}`,
+        ok: false,
+        level: 'recommended',
+        detail: `${target.docker}: ${tls.message}`,
+        fix: `correct targets.${name}.tls: PEM files of the engines' CA, kiln's client certificate and its key`,
+      });
+      continue;
+    }
+    const probe = await probeSwarm(target.docker, tls);
     checks.push({
       name: `target ${name}`,
       ok: probe.ok,
@@ -254,7 +274,13 @@ export function doctorCommand(): Command {
       const checks = await runDoctor({
         ...(suite ? { suite } : {}),
         ...(config?.stack.mirror ? { mirror: config.stack.mirror } : {}),
-        ...(config ? { targets: config.stack.targets } : {}),
+        ...(config
+          ? {
+              targets: Object.fromEntries(
+                Object.entries(config.stack.targets).map(([n, t]) => [n, resolveTargetPaths(t, config.dir)]),
+              ),
+            }
+          : {}),
         ...aptRootFromEnv(),
       });
       if (configCheck) checks.unshift(configCheck);

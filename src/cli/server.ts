@@ -7,7 +7,7 @@ import {
   type TlsFiles,
 } from '../api/index.js';
 import { ValidationError } from '../errors/index.js';
-import { loadConfig, parseDuration, type LoadedConfig } from '../spec/index.js';
+import { loadConfig, parseDuration, resolveTargetPaths, type LoadedConfig } from '../spec/index.js';
 import { homeFor, loadFromOptions } from './common.js';
 
 /** Resolves on the first SIGINT or SIGTERM (and stops listening for them). */
@@ -83,7 +83,8 @@ export async function startFor(
   opts: { port?: string; runtime?: 'crun' | 'runc'; verifyInterval?: string; target?: string } & TlsOptions,
 ): Promise<RunningControlPlane> {
   const tls = tlsFiles(opts);
-  const target = opts.target === undefined ? undefined : declaredTarget(config, opts.target);
+  const declared = opts.target === undefined ? undefined : declaredTarget(config, opts.target);
+  const target = declared && { ...declared, spec: resolveTargetPaths(declared.spec, config.dir) };
   const verifyIntervalMs = opts.verifyInterval === undefined ? undefined : parseInterval(opts.verifyInterval);
   const cp = await startControlPlane({
     home: homeFor(config),

@@ -110,5 +110,5 @@ export {
   SwarmRuntimeDriver,
   type SwarmRuntimeDriverOptions,
 } from './swarm/driver.js';
-export { parseEngineUrl } from './swarm/engine.js';
+export { parseEngineUrl, readEngineTls, type EngineTls } from './swarm/engine.js';
 export { probeSwarm, type SwarmProbe } from './swarm/probe.js';

@@ -6,6 +6,7 @@
  * targets: { eu: { driver: 'local', api: 'https://kiln-eu.example.com:7070' } },
  * regions: { eu: { target: 'eu', registry: 'registry-eu.example.com/kiln' } },
  */
+import path from 'node:path';
 import { z } from 'zod';
 import type { ValidationIssue } from '../errors/index.js';
 
@@ -58,8 +59,32 @@ export const swarmTargetSchema = z
      * and execs into instances there through them. @default {} (only the manager's node)
      */
     nodes: z.record(z.string().min(1), dockerEngine).default({}),
+    /**
+     * TLS to engines at `tcp://` addresses (dockerd `--tlsverify`, usually port 2376): the CA that
+     * signed the engines' certificates, and kiln's client certificate and key, as PEM files
+     * (relative to the config's directory). The same for the manager and every node.
+     */
+    tls: z
+      .object({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) })
+      .strict()
+      .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.tls === undefined) return;
+    for (const [field, url] of [
+      ['docker', t.docker],
+      ...Object.entries(t.nodes).map(([n, u]) => [`nodes.${n}`, u]),
+    ]) {
+      if (!url!.startsWith('tcp://')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: field!.split('.'),
+          message: `"${url}" is a unix socket, which takes no TLS: with tls, every engine must be a tcp:// address`,
+        });
+      }
+    }
+  });
 
 /** A Kubernetes cluster, through a kubeconfig. */
 export const kubernetesTargetSchema = z
@@ -107,6 +132,23 @@ export const targetsSchema = z.record(placeName, targetSchema);
 export const regionsSchema = z.record(placeName, regionSchema);
 
 export type TargetSpec = z.output<typeof targetSchema>;
+
+/** `target` with its file paths (a swarm's TLS files, a kubeconfig) resolved against the config's `dir`. */
+export function resolveTargetPaths<T extends TargetSpec>(target: T, dir: string): T {
+  if (target.driver === 'swarm' && target.tls) {
+    const tls = target.tls;
+    return {
+      ...target,
+      tls: {
+        ca: path.resolve(dir, tls.ca),
+        cert: path.resolve(dir, tls.cert),
+        key: path.resolve(dir, tls.key),
+      },
+    };
+  }
+  if (target.driver === 'kubernetes') return { ...target, kubeconfig: path.resolve(dir, target.kubeconfig) };
+  return target;
+}
 export type RegionSpec = z.output<typeof regionSchema>;
 
 /** Every region's `target` must name a declared target. */

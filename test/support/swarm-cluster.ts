@@ -47,6 +47,8 @@ export interface TestSwarmNode {
   readonly address: string;
   /** Its engine: `unix:///…/docker.sock`. */
   readonly docker: string;
+  /** With `tls`: its engine over TCP, `tcp://ADDRESS:2376`, which wants a client certificate. */
+  readonly tcp?: string;
   /** The host PID of its dockerd (PID 1 of the node's namespaces); undefined once stopped. */
   pid: number | undefined;
 }
@@ -60,6 +62,8 @@ export interface TestSwarm {
   readonly registry: string;
   /** Every node's engine, by hostname: the driver's `nodes` option. */
   readonly nodeEngines: Readonly<Record<string, string>>;
+  /** With `tls`: the CA of the engines' certificates, and a client certificate and key it signed (PEM files). */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
   /** Runs the Docker CLI against a node (the manager by default). */
   docker(args: readonly string[], node?: TestSwarmNode): Promise<string>;
   /** Imports a root filesystem directory as `REGISTRY/REPO:latest`, pushes it and returns `REGISTRY/REPO@sha256:…`. */
@@ -77,6 +81,12 @@ export interface SwarmOptions {
   readonly nodes?: number;
   /** Names the namespaces, the bridge and the directories, so runs side by side never meet. */
   readonly tag: string;
+  /**
+   * Each engine also listens on `tcp://ADDRESS:2376` with TLS, as dockerd `--tlsverify` does: a
+   * certificate for its address signed by a CA made here, and clients must show one it signed.
+   * @default false
+   */
+  readonly tls?: boolean;
 }
 
 /** Makes the bridge, the namespaces, the dockerds, the registry and the swarm; undoes it all on failure. */
@@ -103,8 +113,10 @@ export async function startSwarm(options: SwarmOptions): Promise<TestSwarm> {
     await ip(['addr', 'add', `${subnet}.1/24`, 'dev', bridge]);
     await ip(['link', 'set', bridge, 'up']);
     const registry = await startRegistry(path.join(dir, 'registry'), `${subnet}.1`, children, undo);
+    const certs = options.tls ? await testCa(path.join(dir, 'tls')) : undefined;
     for (let i = 1; i <= count; i++) {
-      const node = await startNode({ dir, id, i, subnet, bridge, registry, undo, children });
+      const tls = certs && (await certs.server(`n${i}`, `${subnet}.${10 + i}`));
+      const node = await startNode({ dir, id, i, subnet, bridge, registry, undo, children, tls });
       nodes.push(node);
     }
     const manager = nodes[0]!;
@@ -127,6 +139,7 @@ export async function startSwarm(options: SwarmOptions): Promise<TestSwarm> {
       manager,
       registry,
       nodeEngines: Object.fromEntries(nodes.map((n) => [n.hostname, n.docker])),
+      ...(certs ? { tls: certs.client } : {}),
       docker: cli,
       async pushRootfs(rootfs, repo) {
         const tar = path.join(dir, `${repo.replace(/\W/g, '_')}.tar`);
@@ -179,6 +192,8 @@ async function startNode(o: {
   registry: string;
   undo: (() => Promise<unknown>)[];
   children: ChildProcess[];
+  /** The engine's own certificate and key, and the CA its clients' must chain to. */
+  tls?: { ca: string; cert: string; key: string } | undefined;
 }): Promise<TestSwarmNode> {
   const ns = `ks${o.id}-${o.i}`;
   const veth = `kv${o.id}${o.i}`;
@@ -201,7 +216,11 @@ async function startNode(o: {
     address,
     docker: `unix://${socket}`,
     pid: undefined,
+    ...(o.tls ? { tcp: `tcp://${address}:2376` } : {}),
   };
+  const tcp = o.tls
+    ? ` -H tcp://${address}:2376 --tlsverify --tlscacert ${o.tls.ca} --tlscert ${o.tls.cert} --tlskey ${o.tls.key}`
+    : '';
   // A private /run, as a machine has: dockerd's exec root and containerd's state, shim sockets
   // and task bundles live there, so they go when the node goes and a restart begins clean, as
   // after a reboot. Only the data root (images, swarm state) outlives the node.
@@ -211,7 +230,7 @@ async function startNode(o: {
     `rm -f ${home}/docker.pid`,
     `hostname ${ns}`,
     `exec ${DOCKERD} --data-root ${home}/data --exec-root /run/docker --pidfile ${home}/docker.pid ` +
-      `-H unix://${socket} --insecure-registry ${o.subnet}.0/24 --log-level warn`,
+      `-H unix://${socket}${tcp} --insecure-registry ${o.subnet}.0/24 --log-level warn`,
   ].join(' && ');
   /** Starts dockerd once; resolves when it answers, rejects (`exited`) if it dies first. */
   const launchOnce = async (): Promise<void> => {
@@ -312,6 +331,54 @@ async function startRegistry(
     await stop();
   }
   throw new Error(`docker-registry did not start on ${address}`);
+}
+
+/**
+ * A CA made with openssl in `dir`, a client certificate it signed, and `server(name, address)`
+ * for an engine's certificate (an IP subject alternative name) it signs.
+ */
+async function testCa(dir: string) {
+  await mkdir(dir, { recursive: true });
+  const file = (name: string) => path.join(dir, name);
+  const key = (name: string) =>
+    execa('openssl', [
+      'genpkey',
+      '-algorithm',
+      'EC',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-out',
+      file(name),
+    ]);
+  await key('ca-key.pem');
+  await execa('openssl', [
+    'req', '-x509', '-new', '-key', file('ca-key.pem'), '-days', '2', '-subj', '/CN=kiln test engines CA',
+    '-out', file('ca.pem'),
+  ]); // prettier-ignore
+  const sign = async (name: string, subject: string, extensions: string) => {
+    await key(`${name}-key.pem`);
+    await execa('openssl', [
+      'req',
+      '-new',
+      '-key',
+      file(`${name}-key.pem`),
+      '-subj',
+      subject,
+      '-out',
+      file(`${name}.csr`),
+    ]);
+    await writeFile(file(`${name}.ext`), `${extensions}\n`);
+    await execa('openssl', [
+      'x509', '-req', '-in', file(`${name}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca-key.pem'),
+      '-CAcreateserial', '-days', '2', '-extfile', file(`${name}.ext`), '-out', file(`${name}.pem`),
+    ]); // prettier-ignore
+    return { ca: file('ca.pem'), cert: file(`${name}.pem`), key: file(`${name}-key.pem`) };
+  };
+  return {
+    client: await sign('client', '/CN=kiln', 'extendedKeyUsage=clientAuth'),
+    server: (name: string, address: string) =>
+      sign(name, `/CN=${name}`, `subjectAltName=IP:${address}\nextendedKeyUsage=serverAuth`),
+  };
 }
 
 async function ip(args: readonly string[]): Promise<void> {

@@ -31,7 +31,7 @@ import {
 import { tellEach } from '../instance-exits.js';
 import { placeAgain, readSwarm, removeService } from './api.js';
 import { attestContainer } from './attest.js';
-import { demux, Engine } from './engine.js';
+import { demux, Engine, type EngineTls } from './engine.js';
 import { execInContainer, NodeEngines, signalContainer, stopContainer } from './nodes.js';
 import {
   instanceOf,
@@ -79,6 +79,8 @@ export interface SwarmRuntimeDriverOptions {
    * `docker service create --with-registry-auth` does; without them the nodes pull anonymously.
    */
   readonly registryAuth?: { readonly username: string; readonly password: string };
+  /** TLS to the engines at `tcp://` addresses, the manager's and the nodes'. */
+  readonly tls?: EngineTls;
 }
 
 interface Snapshot {
@@ -116,8 +118,8 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
 
   constructor(options: SwarmRuntimeDriverOptions) {
     this.#o = options;
-    this.#engine = new Engine(options.docker);
-    this.#nodes = new NodeEngines(this.#engine, options.nodes ?? {});
+    this.#engine = new Engine(options.docker, options.tls);
+    this.#nodes = new NodeEngines(this.#engine, options.nodes ?? {}, options.tls);
     this.#scope = options.scope ?? DEFAULT_SWARM_SCOPE;
   }
 
@@ -298,7 +300,28 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   /** @inheritdoc */
   async execCommand(id: string, args: readonly string[], options: { tty?: boolean } = {}): Promise<string[]> {
     const { engine, container } = await this.#running(id, args);
-    return ['docker', '-H', engine.url, 'exec', '-i', ...(options.tty ? ['-t'] : []), container, ...args];
+    const tls = engine.tls
+      ? [
+          '--tlsverify',
+          '--tlscacert',
+          engine.tls.files.ca,
+          '--tlscert',
+          engine.tls.files.cert,
+          '--tlskey',
+          engine.tls.files.key,
+        ]
+      : [];
+    return [
+      'docker',
+      '-H',
+      engine.url,
+      ...tls,
+      'exec',
+      '-i',
+      ...(options.tty ? ['-t'] : []),
+      container,
+      ...args,
+    ];
   }
 
   async #running(id: string, args: readonly string[]): Promise<{ engine: Engine; container: string }> {

@@ -1,10 +1,14 @@
 /**
- * A small client of the Docker Engine API over its socket (`unix:///…`) or plain TCP
- * (`tcp://host:port`), made with `node:http`: JSON requests, the engine's errors mapped to kiln's,
+ * A small client of the Docker Engine API over its socket (`unix:///…`) or TCP (`tcp://host:port`,
+ * with TLS and a client certificate when given, as dockerd `--tlsverify` wants), made with
+ * `node:http` and `node:https`: JSON requests, the engine's errors mapped to kiln's,
  * and the multiplexed stdout/stderr stream that logs and exec answer with. The swarm driver needs
  * about a dozen endpoints; see docs/swarm.md for why this is not dockerode.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 
 import {
   ConflictError,
@@ -12,6 +16,7 @@ import {
   NotFoundError,
   UnavailableError,
   ValidationError,
+  type ValidationIssue,
 } from '../../errors/index.js';
 
 /** The oldest Engine API the swarm driver speaks: 1.41 (Docker 20.10, Debian 12's docker.io). */
@@ -19,6 +24,66 @@ export const MIN_ENGINE_API = '1.41';
 
 /** How long one Engine API request may take unless it says otherwise: 30 s. */
 export const ENGINE_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * TLS to an engine at a `tcp://` address: the CA its certificate must chain to, and the client
+ * certificate and key kiln presents (PEM), with the files they came from (for `docker --tlsverify`).
+ */
+export interface EngineTls {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly files: { readonly ca: string; readonly cert: string; readonly key: string };
+}
+
+/**
+ * Reads an engine's TLS files (absolute paths) and checks each is what it should be: a certificate
+ * (the CA, kiln's), or a private key. A ValidationError names `source.ca`/`.cert`/`.key` and the fix.
+ */
+export async function readEngineTls(
+  files: { readonly ca: string; readonly cert: string; readonly key: string },
+  source: string,
+): Promise<EngineTls> {
+  const issues: ValidationIssue[] = [];
+  const read = async (field: 'ca' | 'cert' | 'key', check: (pem: Buffer) => unknown, what: string) => {
+    const file = files[field];
+    const pem = await readFile(file).catch((err: NodeJS.ErrnoException) => {
+      issues.push({
+        path: `${source}.${field}`,
+        message: `${file}: ${err.code ?? err.message}`,
+        fix: `point it at ${what}`,
+      });
+      return undefined;
+    });
+    if (pem === undefined) return Buffer.alloc(0);
+    try {
+      check(pem);
+    } catch {
+      issues.push({
+        path: `${source}.${field}`,
+        message: `${file} is not ${what}`,
+        fix: `point it at ${what}`,
+      });
+    }
+    return pem;
+  };
+  const tls = {
+    ca: await read(
+      'ca',
+      (pem) => new X509Certificate(pem),
+      "the PEM certificate of the CA that signed the engines' certificates",
+    ),
+    cert: await read(
+      'cert',
+      (pem) => new X509Certificate(pem),
+      "kiln's PEM client certificate, signed by that CA",
+    ),
+    key: await read('key', (pem) => createPrivateKey(pem), 'the PEM private key of that client certificate'),
+    files: { ...files },
+  };
+  if (issues.length > 0) throw new ValidationError(undefined, issues);
+  return tls;
+}
 
 /** Where an engine listens, parsed from `unix:///path` or `tcp://host:port`. */
 export type EngineAddress =
@@ -94,13 +159,25 @@ export interface EngineRequest {
  */
 export class Engine {
   readonly url: string;
+  /** TLS to the engine, when it is at a `tcp://` address and TLS was given. */
+  readonly tls: EngineTls | undefined;
   readonly #address: EngineAddress;
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  readonly #agent: http.Agent;
   #version: Promise<string> | undefined;
 
-  constructor(url: string) {
+  constructor(url: string, tls?: EngineTls) {
     this.url = url;
     this.#address = parseEngineUrl(url);
+    this.tls = 'host' in this.#address ? tls : undefined;
+    this.#agent = this.tls
+      ? new https.Agent({
+          keepAlive: true,
+          maxSockets: 8,
+          ca: this.tls.ca,
+          cert: this.tls.cert,
+          key: this.tls.key,
+        })
+      : new http.Agent({ keepAlive: true, maxSockets: 8 });
   }
 
   /** The engine's API version, at least {@link MIN_ENGINE_API} (asked once). */
@@ -146,14 +223,15 @@ export class Engine {
     const method = req.method ?? 'GET';
     const what = `${method} ${req.path} on ${this.url}`;
     return new Promise((resolve, reject) => {
-      const request = http.request(
+      const request = (this.tls ? https : http).request(
         {
           ...this.#address,
           agent: this.#agent,
           method,
           path: `${prefix}${req.path}${search}`,
           headers: {
-            host: 'docker',
+            // A socket has no host; over TCP, Node names the address (and TLS checks it).
+            ...('socketPath' in this.#address ? { host: 'docker' } : {}),
             ...req.headers,
             ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
           },

@@ -7,7 +7,7 @@
 import { ConflictError, NotFoundError, UnavailableError } from '../../errors/index.js';
 import { CONTROL_TIMEOUT_MS } from '../detect.js';
 import type { ExecResult } from '../driver.js';
-import { demux, Engine } from './engine.js';
+import { demux, Engine, type EngineTls } from './engine.js';
 import { nodeAddress, type SwarmNode } from './service-spec.js';
 
 /** How often a container is looked at while waiting for it to stop: 50 ms. */
@@ -18,11 +18,13 @@ export class NodeEngines {
   readonly #manager: Engine;
   readonly #given: Readonly<Record<string, string>>;
   readonly #engines = new Map<string, Engine>();
+  readonly #tls: EngineTls | undefined;
   #managerNode: Promise<string> | undefined;
 
-  constructor(manager: Engine, given: Readonly<Record<string, string>>) {
+  constructor(manager: Engine, given: Readonly<Record<string, string>>, tls?: EngineTls) {
     this.#manager = manager;
     this.#given = given;
+    this.#tls = tls;
   }
 
   /** The engine of `node`; an UnavailableError saying how to give it when the driver has none. */
@@ -39,7 +41,7 @@ export class NodeEngines {
     }
     let engine = this.#engines.get(url);
     if (engine === undefined) {
-      engine = new Engine(url);
+      engine = new Engine(url, this.#tls);
       this.#engines.set(url, engine);
     }
     return engine;

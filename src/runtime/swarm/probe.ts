@@ -2,7 +2,7 @@
  * What `kiln doctor` asks of a swarm target's engine: that it answers, speaks a recent enough API,
  * and is a manager of an active swarm (only a manager creates services).
  */
-import { Engine } from './engine.js';
+import { Engine, type EngineTls } from './engine.js';
 
 /** The engine's answer, as doctor prints it. */
 export interface SwarmProbe {
@@ -21,9 +21,9 @@ interface EngineInfo {
   };
 }
 
-/** Asks the engine at `url` (`unix:///…` or `tcp://…`) whether kiln can run instances through it. */
-export async function probeSwarm(url: string): Promise<SwarmProbe> {
-  const engine = new Engine(url);
+/** Asks the engine at `url` (`unix:///…` or `tcp://…`, with `tls`) whether kiln can run instances through it. */
+export async function probeSwarm(url: string, tls?: EngineTls): Promise<SwarmProbe> {
+  const engine = new Engine(url, tls);
   try {
     const info = await engine.request<EngineInfo>({ path: '/info', timeoutMs: 10_000 });
     const state = info.Swarm?.LocalNodeState ?? 'inactive';

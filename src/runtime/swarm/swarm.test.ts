@@ -9,16 +9,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { Cleanup, startAuthProxy } from '../../../test/support/registry.js';
 import { makeBusyboxRootfs } from '../../../test/support/rootfs.js';
-import { startSwarm, swarmUnavailable, type TestSwarm } from '../../../test/support/swarm-cluster.js';
+import {
+  DOCKER_CLI,
+  startSwarm,
+  swarmUnavailable,
+  type TestSwarm,
+} from '../../../test/support/swarm-cluster.js';
 import { KilnError, ValidationError } from '../../errors/index.js';
 import type { Digest } from '../../oci/index.js';
 import { runRuntimeDriverConformance } from '../conformance.js';
 import type { InstanceSpec } from '../driver.js';
 import { SwarmRuntimeDriver } from './driver.js';
+import { readEngineTls } from './engine.js';
+import { probeSwarm } from './probe.js';
 import type { ServiceSpecJson } from './service-spec.js';
 
 const unavailable = swarmUnavailable();
@@ -50,7 +58,7 @@ const driver = (
 
 describe.skipIf(unavailable !== undefined)('swarm runtime driver on a one-node swarm', () => {
   beforeAll(async () => {
-    swarm = await startSwarm({ tag: 'conf', nodes: 1 });
+    swarm = await startSwarm({ tag: 'conf', nodes: 1, tls: true });
     dir = await mkdtemp(join(tmpdir(), 'kiln-swarm-image-'));
     const rootfs = await makeBusyboxRootfs(join(dir, 'rootfs'));
     await mkdir(join(rootfs, 'www'));
@@ -218,6 +226,37 @@ describe.skipIf(unavailable !== undefined)('swarm runtime driver on a one-node s
       } finally {
         await cleanup.run();
       }
+    });
+
+    it('speaks TLS to an engine at a tcp:// address with a client certificate; without one, it is refused', async () => {
+      const tcp = swarm.manager.tcp!;
+      const tls = await readEngineTls(swarm.tls!, 'targets.prod.tls');
+      const d = new SwarmRuntimeDriver({
+        docker: tcp,
+        tls,
+        image: async (digest) => `${reference.slice(0, reference.indexOf('@'))}@${digest}`,
+        scope: 'swarm-own',
+        pollIntervalMs: 100,
+      });
+      made.push(d);
+      const s = spec('web-r2-tls');
+      expect(await d.start(s)).toMatchObject({ id: s.id, state: 'running', host: swarm.manager.address });
+      expect((await d.list()).map((i) => i.id)).toEqual([s.id]);
+      // The shell kiln exec hands the CLI carries the same TLS, and works.
+      const argv = await d.execCommand(s.id, ['/bin/sh', '-c', 'echo "$KILN_NOTE"']);
+      expect(argv.slice(0, 9)).toEqual([
+        'docker', '-H', tcp, '--tlsverify', '--tlscacert', swarm.tls!.ca, '--tlscert', swarm.tls!.cert, '--tlskey',
+      ]); // prettier-ignore
+      expect((await execa(DOCKER_CLI, argv.slice(1), { stdin: 'ignore' })).stdout).toBe('hello');
+      await d.stop(s.id, { graceMs: 0 });
+      expect(await d.list()).toEqual([]);
+      expect((await probeSwarm(tcp, tls)).ok).toBe(true);
+
+      // Without TLS the engine answers nothing kiln can use, and doctor says so
+      const plain = new SwarmRuntimeDriver({ docker: tcp, image: async () => reference, scope: 'swarm-own' });
+      made.push(plain);
+      await expect(plain.list()).rejects.toThrow(KilnError);
+      expect((await probeSwarm(tcp)).ok).toBe(false);
     });
 
     it('refuses host mounts and ids Swarm cannot name, and starts nothing', async () => {
