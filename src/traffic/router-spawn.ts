@@ -152,7 +152,8 @@ export async function connectRouter(options: ConnectRouterOptions): Promise<Rout
  */
 export async function spawnRouter(options: SpawnRouterOptions): Promise<RouterClient> {
   const files = routerFiles(options.dir);
-  const entry = options.entry ?? fileURLToPath(new URL('./router-main.js', import.meta.url));
+  // From dist/traffic/, or from the CLI's bundle in dist/cli/: the same path.
+  const entry = options.entry ?? fileURLToPath(new URL('../traffic/router-main.js', import.meta.url));
   if (!existsSync(entry)) {
     throw new UnavailableError(`the router entry ${entry} does not exist; build kiln first (npm run build)`);
   }
