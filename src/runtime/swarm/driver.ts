@@ -8,7 +8,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ConflictError, KilnError, NotFoundError, UnavailableError, wrap } from '../../errors/index.js';
-import type { Digest } from '../../oci/index.js';
 import { CONTROL_TIMEOUT_MS } from '../detect.js';
 import {
   DEFAULT_EXEC_TIMEOUT_MS,
@@ -31,8 +30,14 @@ import {
 import { tellEach } from '../instance-exits.js';
 import { placeAgain, readSwarm, removeService } from './api.js';
 import { attestContainer } from './attest.js';
-import { demux, Engine, type EngineTls } from './engine.js';
-import { execInContainer, NodeEngines, signalContainer, stopContainer } from './nodes.js';
+import { demux, Engine, registryAuthHeader } from './engine.js';
+import {
+  DEFAULT_SWARM_POLL_MS,
+  DEFAULT_SWARM_SCOPE,
+  DEFAULT_SWARM_START_TIMEOUT_MS,
+  type SwarmRuntimeDriverOptions,
+} from './options.js';
+import { dockerExecCommand, execInContainer, NodeEngines, signalContainer, stopContainer } from './nodes.js';
 import {
   instanceOf,
   observe,
@@ -43,45 +48,12 @@ import {
   type SwarmService,
 } from './service-spec.js';
 
-/** How often the driver looks at the swarm for exits while someone listens: 250 ms. */
-export const DEFAULT_SWARM_POLL_MS = 250;
-/** How long `start` waits for Swarm to run the instance (image pull included): 2 minutes. */
-export const DEFAULT_SWARM_START_TIMEOUT_MS = 120_000;
-/** The scope label of a driver not told one. */
-export const DEFAULT_SWARM_SCOPE = 'kiln';
-
-/** Options of {@link SwarmRuntimeDriver}. */
-export interface SwarmRuntimeDriverOptions {
-  /** A swarm manager's Docker Engine API: `unix:///var/run/docker.sock` or `tcp://host:2375`. */
-  readonly docker: string;
-  /**
-   * The image of a digest as the nodes pull it, pinned: `REGISTRY/REPO@sha256:…` (kiln's control
-   * plane pushes it to the target's registry first).
-   */
-  readonly image: (digest: Digest, instance: InstanceSpec) => Promise<string>;
-  /**
-   * Engines of other nodes, by node hostname, ID or address, for `kill`, `exec` and exact stop
-   * grace periods there. Without one, those calls on that node fail with a message saying so.
-   * @default {}
-   */
-  readonly nodes?: Readonly<Record<string, string>>;
-  /** Which control plane's instances these are: `list` sees only services labelled so. @default 'kiln' */
-  readonly scope?: string;
-  /** The grace Swarm gives when it stops a task itself (a node it cannot signal). @default DEFAULT_STOP_GRACE_MS */
-  readonly stopGraceMs?: number;
-  /** @default DEFAULT_SWARM_POLL_MS */
-  readonly pollIntervalMs?: number;
-  /** @default DEFAULT_SWARM_START_TIMEOUT_MS */
-  readonly startTimeoutMs?: number;
-  /**
-   * Credentials for the registry the images are pulled from. They go with each service's creation
-   * (`X-Registry-Auth`), and Swarm hands them to whichever node runs its task, as
-   * `docker service create --with-registry-auth` does; without them the nodes pull anonymously.
-   */
-  readonly registryAuth?: { readonly username: string; readonly password: string };
-  /** TLS to the engines at `tcp://` addresses, the manager's and the nodes'. */
-  readonly tls?: EngineTls;
-}
+export {
+  DEFAULT_SWARM_POLL_MS,
+  DEFAULT_SWARM_SCOPE,
+  DEFAULT_SWARM_START_TIMEOUT_MS,
+  type SwarmRuntimeDriverOptions,
+} from './options.js';
 
 interface Snapshot {
   readonly observed: Map<string, Observed & { readonly service: SwarmService }>;
@@ -300,28 +272,7 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   /** @inheritdoc */
   async execCommand(id: string, args: readonly string[], options: { tty?: boolean } = {}): Promise<string[]> {
     const { engine, container } = await this.#running(id, args);
-    const tls = engine.tls
-      ? [
-          '--tlsverify',
-          '--tlscacert',
-          engine.tls.files.ca,
-          '--tlscert',
-          engine.tls.files.cert,
-          '--tlskey',
-          engine.tls.files.key,
-        ]
-      : [];
-    return [
-      'docker',
-      '-H',
-      engine.url,
-      ...tls,
-      'exec',
-      '-i',
-      ...(options.tty ? ['-t'] : []),
-      container,
-      ...args,
-    ];
+    return dockerExecCommand(engine, container, args, options.tty === true);
   }
 
   async #running(id: string, args: readonly string[]): Promise<{ engine: Engine; container: string }> {
@@ -420,18 +371,6 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   #checkOpen(): void {
     if (this.#closed) throw new UnavailableError(`the ${this.name} runtime driver is closed`);
   }
-}
-
-/**
- * The Engine API's `X-Registry-Auth`: base64url (padded) of `{ username, password, serveraddress }`, the
- * server being the registry host of `image` (`10.0.0.1:5000/kiln/web@sha256:…`).
- */
-export function registryAuthHeader(username: string, password: string, image: string): string {
-  const serveraddress = image.slice(0, image.indexOf('/'));
-  // Go's base64.URLEncoding, which the engine decodes with, keeps the `=` padding that Node's
-  // 'base64url' drops.
-  const json = JSON.stringify({ username, password, serveraddress });
-  return Buffer.from(json).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
 function rethrowUnlessUnavailable(err: unknown): void {

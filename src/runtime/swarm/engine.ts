@@ -289,3 +289,15 @@ export function compareVersions(a: string, b: string): number {
   }
   return 0;
 }
+
+/**
+ * The Engine API's `X-Registry-Auth`: base64url (padded) of `{ username, password, serveraddress }`, the
+ * server being the registry host of `image` (`10.0.0.1:5000/kiln/web@sha256:…`).
+ */
+export function registryAuthHeader(username: string, password: string, image: string): string {
+  const serveraddress = image.slice(0, image.indexOf('/'));
+  // Go's base64.URLEncoding, which the engine decodes with, keeps the `=` padding that Node's
+  // 'base64url' drops.
+  const json = JSON.stringify({ username, password, serveraddress });
+  return Buffer.from(json).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}

@@ -174,3 +174,17 @@ async function runExec(
   });
   return { exitCode: inspected.ExitCode ?? -1, stdout, stderr };
 }
+
+/** The `docker` command that runs `args` in `container` with this terminal, TLS flags and all. */
+export function dockerExecCommand(
+  engine: Engine,
+  container: string,
+  args: readonly string[],
+  tty: boolean,
+): string[] {
+  const { tls } = engine;
+  const flags = tls
+    ? ['--tlsverify', '--tlscacert', tls.files.ca, '--tlscert', tls.files.cert, '--tlskey', tls.files.key]
+    : [];
+  return ['docker', '-H', engine.url, ...flags, 'exec', '-i', ...(tty ? ['-t'] : []), container, ...args];
+}

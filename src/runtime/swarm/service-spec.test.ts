@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { ValidationError } from '../../errors/index.js';
 import type { InstanceSpec } from '../driver.js';
-import { registryAuthHeader } from './driver.js';
-import { demux, parseEngineUrl } from './engine.js';
+import { demux, parseEngineUrl, registryAuthHeader } from './engine.js';
 import {
   instanceOf,
   isoMillis,
