@@ -60,6 +60,28 @@ describe.skipIf(unavailable !== undefined)('built-in proxy, a backend on a lost 
     expect(b!.hits).toBe(10);
   }, 30_000);
 
+  it('skips every backend on a host that took no connection, not just the one that timed out', async () => {
+    const [port1, port2] = [await host.serve('lost1'), await host.serve('lost2')];
+    const [b] = await http.start('b');
+    ({ listenPort: port } = await router.setRoute({
+      service: 'web',
+      listenPort: port,
+      backends: [
+        { id: 'lost1', host: host.address, port: port1, weight: 1 },
+        { id: 'lost2', host: host.address, port: port2, weight: 1 },
+        b!.backend(1),
+      ],
+    }));
+    await host.cutOff();
+    for (let i = 0; i < 10; i++) expect((await http.request(port, '/')).body).toBe('b');
+    // One connection timed out; its neighbour on the same lost host was never tried.
+    const attempts = (await router.metrics())
+      .filter((m) => m.backendId !== 'b')
+      .map((m) => m.requests)
+      .sort();
+    expect(attempts).toEqual([0, 1]);
+  }, 30_000);
+
   it('moves the GETs waiting on a host that took no connection to another backend', async () => {
     const lostPort = await host.serve('lost');
     const [b] = await http.start('b');

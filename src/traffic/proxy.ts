@@ -108,6 +108,20 @@ export interface BackendChooser {
   choose(tried: readonly BackendState[] | null): BackendState | undefined;
   /** True once the service is closing: responses then end their connections. */
   readonly closing: boolean;
+  /** Every backend at `host`, for when one of them took no connection (see {@link sameHost}). */
+  atHost?(host: string): readonly BackendState[];
+}
+
+/**
+ * The backends lost with `state` when it took no connection: on another machine, every one at its
+ * address (the machine is unreachable, not just this instance); on loopback, only itself (a
+ * listener whose backlog is full says nothing of its neighbours on this machine).
+ */
+export function sameHost(chooser: BackendChooser, state: BackendState): readonly BackendState[] {
+  const { host } = state.backend;
+  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
+  if (loopback || chooser.atHost === undefined) return [state];
+  return chooser.atHost(host);
 }
 
 const HOP_BY_HOP = new Set([
@@ -311,7 +325,7 @@ export function proxyRequest(
       // A reused keep-alive socket the backend had closed: try it again. Moved off it: try another.
       const reused = out.reusedSocket && code === 'ECONNRESET' && err.moved !== true;
       if (code === 'ECONNREFUSED') state.downUntil = performance.now() + DEFAULT_FAIL_TIMEOUT_MS;
-      if (code === 'ETIMEDOUT') state.unreachable();
+      if (code === 'ETIMEDOUT') for (const lost of sameHost(chooser, state)) lost.unreachable();
       end();
       lastFailure = `backend ${backend.id} failed (${code || err.message})`;
       if (retriable && !bodySent && retriesLeft > 0 && CONNECT_FAILURES.has(code)) {

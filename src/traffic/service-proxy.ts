@@ -85,6 +85,10 @@ export class ServiceProxy implements BackendChooser {
     old.closeIdleConnections();
   }
 
+  atHost(host: string): readonly BackendState[] {
+    return this.snap.states.filter((s) => s.backend.host === host);
+  }
+
   choose(tried: readonly BackendState[] | null): BackendState | undefined {
     const { states, picker } = this.snap;
     this.now = performance.now();
