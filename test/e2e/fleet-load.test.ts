@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DeployResultJson } from '../../src/api/index.js';
-import { get, pageOf, SERVICE, useFleet, waitFor, type FleetProject } from '../support/fleet.js';
+import { pageOf, SERVICE, useFleet, waitServes, type FleetProject } from '../support/fleet.js';
 import { describeLoad, startLoad } from '../support/loadgen.js';
 
 const { fleet } = useFleet();
@@ -14,18 +14,8 @@ async function waited(f: FleetProject, args: string[]): Promise<DeployResultJson
 }
 
 /** Waits until five GETs in a row are answered by `page`. */
-async function serves(f: FleetProject, page: string): Promise<void> {
-  await waitFor(
-    `${f.url} to serve ${JSON.stringify(page)}`,
-    async () => {
-      for (let i = 0; i < 5; i++) {
-        const r = await get(f.url);
-        if (!('body' in r) || r.status !== 200 || r.body !== page) return undefined;
-      }
-      return true;
-    },
-    { timeoutMs: 5_000, everyMs: 20 },
-  );
+function serves(f: FleetProject, page: string): Promise<void> {
+  return waitServes(f.url, page, { timeoutMs: 5_000, everyMs: 20 });
 }
 
 describe.sequential('a fleet under load', () => {

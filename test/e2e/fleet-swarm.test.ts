@@ -18,6 +18,7 @@ import {
   SERVICE,
   useFleet,
   waitFor,
+  waitServes,
   WEB_IMAGE_YAML,
   type FleetProject,
   type KilnProcess,
@@ -77,18 +78,8 @@ async function deploy(f: FleetProject, args: string[] = []): Promise<DeployResul
 }
 
 /** Waits until five GETs in a row through the router are answered by `page`. */
-async function serves(f: FleetProject, page: string): Promise<void> {
-  await waitFor(
-    `${f.url} to serve ${JSON.stringify(page)}`,
-    async () => {
-      for (let i = 0; i < 5; i++) {
-        const r = await get(f.url);
-        if (!('body' in r) || r.status !== 200 || r.body !== page) return undefined;
-      }
-      return true;
-    },
-    { timeoutMs: 30_000, everyMs: 50 },
-  );
+function serves(f: FleetProject, page: string): Promise<void> {
+  return waitServes(f.url, page, { timeoutMs: 30_000, everyMs: 50 });
 }
 
 /** The swarm's running tasks of the service's release: instance id → node hostname. */

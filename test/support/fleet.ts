@@ -379,6 +379,25 @@ export async function get(url: string): Promise<{ status: number; body: string }
   }
 }
 
+/** Waits until five GETs in a row of `url` are answered 200 with `page`. */
+export async function waitServes(
+  url: string,
+  page: string,
+  options: { timeoutMs: number; everyMs: number },
+): Promise<void> {
+  await waitFor(
+    `${url} to serve ${JSON.stringify(page)}`,
+    async () => {
+      for (let i = 0; i < 5; i++) {
+        const r = await get(url);
+        if (!('body' in r) || r.status !== 200 || r.body !== page) return undefined;
+      }
+      return true;
+    },
+    options,
+  );
+}
+
 /**
  * Polls `check` every `everyMs` until it returns something other than undefined, or throws at the
  * deadline. A check that throws is tried again, unless `fatal` says its error ends the wait at once.
