@@ -374,3 +374,19 @@ export async function startOnce(
     starting.delete(id);
   }
 }
+
+/**
+ * Runs a driver's stop of instance `id` once: a stop issued while one is under way joins it, and
+ * `stops` holds it until it settles.
+ */
+export function stopOnce(
+  stops: Map<string, Promise<void>>,
+  id: string,
+  stop: () => Promise<void>,
+): Promise<void> {
+  const pending = stops.get(id);
+  if (pending !== undefined) return pending;
+  const stopping = stop().finally(() => stops.delete(id));
+  stops.set(id, stopping);
+  return stopping;
+}

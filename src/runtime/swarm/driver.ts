@@ -15,6 +15,7 @@ import {
   DEFAULT_STOP_GRACE_MS,
   assertCommand,
   startOnce,
+  stopOnce,
   tailOf,
   validateInstanceId,
   type ExecOptions,
@@ -159,13 +160,7 @@ export class SwarmRuntimeDriver implements RuntimeDriver {
   async stop(id: string, options: StopOptions = {}): Promise<void> {
     this.#checkOpen();
     validateInstanceId(id);
-    const pending = this.#stops.get(id);
-    if (pending !== undefined) return pending;
-    const stopping = this.#stop(id, options.graceMs ?? DEFAULT_STOP_GRACE_MS).finally(() =>
-      this.#stops.delete(id),
-    );
-    this.#stops.set(id, stopping);
-    return stopping;
+    return stopOnce(this.#stops, id, () => this.#stop(id, options.graceMs ?? DEFAULT_STOP_GRACE_MS));
   }
 
   async #stop(id: string, graceMs: number): Promise<void> {
