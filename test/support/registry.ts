@@ -57,17 +57,17 @@ export class Cleanup {
   }
 }
 
-async function freePort(): Promise<number> {
+async function freePort(host: string): Promise<number> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
 
-async function canConnect(port: number): Promise<boolean> {
+async function canConnect(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect(port, host);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -92,17 +92,19 @@ async function stopProcess(child: ResultPromise): Promise<void> {
 }
 
 /**
- * Starts `/usr/bin/docker-registry serve` on 127.0.0.1 with a fresh storage directory, optionally
- * with TLS, and waits until it accepts connections. Registers its stop with `cleanup`.
+ * Starts `/usr/bin/docker-registry serve` on `address` (127.0.0.1, or an address of a test's own
+ * network) with a fresh storage directory, optionally with TLS, and waits until it accepts
+ * connections. Registers its stop with `cleanup`.
  */
 export async function startRegistry(
   cleanup: Cleanup,
   tls?: { cert: string; key: string },
+  address = '127.0.0.1',
 ): Promise<RunningRegistry> {
   const dir = await cleanup.tempDir('kiln-registry-');
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = await freePort(address);
     const config = join(dir, `config-${port}.yml`);
     await mkdir(join(dir, 'storage'), { recursive: true });
     await writeFile(
@@ -119,7 +121,7 @@ export async function startRegistry(
         '  delete:',
         '    enabled: true',
         'http:',
-        `  addr: 127.0.0.1:${port}`,
+        `  addr: ${address}:${port}`,
         `  secret: ${randomBytes(16).toString('hex')}`,
         ...(tls ? ['  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`] : []),
         '',
@@ -134,7 +136,7 @@ export async function startRegistry(
     cleanup.add(stop);
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && child.exitCode === null) {
-      if (await canConnect(port)) return { host: `127.0.0.1:${port}`, stop };
+      if (await canConnect(port, address)) return { host: `${address}:${port}`, stop };
       await sleep(50);
     }
     await stop();

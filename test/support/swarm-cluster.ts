@@ -7,7 +7,7 @@
  * bridge's host address serves images to the nodes. `destroy()` removes everything, by PID and by
  * name, even after a failure. Traffic stays on the bridge and in the namespaces made here.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { execa } from 'execa';
 import { waitFor } from './fleet.js';
 import { allowTestNetwork } from './loopback-only.js';
 import { freeSubnet } from './netns-host.js';
+import { Cleanup, startRegistry } from './registry.js';
 
 /** The Docker CLI of Debian's docker.io (the one that matches its dockerd). */
 export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
@@ -96,7 +97,6 @@ export async function startSwarm(options: SwarmOptions): Promise<TestSwarm> {
   const id = `${options.tag.slice(0, 4)}${randomBytes(2).toString('hex')}`;
   const dir = await mkdtemp(path.join(tmpdir(), `kiln-swarm-${id}-`));
   undo.push(() => rm(dir, { recursive: true, force: true }));
-  const children: ChildProcess[] = [];
   const nodes: TestSwarmNode[] = [];
   const destroy = async () => {
     const errors: unknown[] = [];
@@ -112,11 +112,13 @@ export async function startSwarm(options: SwarmOptions): Promise<TestSwarm> {
     undo.push(() => ip(['link', 'del', bridge]));
     await ip(['addr', 'add', `${subnet}.1/24`, 'dev', bridge]);
     await ip(['link', 'set', bridge, 'up']);
-    const registry = await startRegistry(path.join(dir, 'registry'), `${subnet}.1`, children, undo);
+    const registries = new Cleanup();
+    undo.push(() => registries.run());
+    const registry = (await startRegistry(registries, undefined, `${subnet}.1`)).host;
     const certs = options.tls ? await testCa(path.join(dir, 'tls')) : undefined;
     for (let i = 1; i <= count; i++) {
       const tls = certs && (await certs.server(`n${i}`, `${subnet}.${10 + i}`));
-      const node = await startNode({ dir, id, i, subnet, bridge, registry, undo, children, tls });
+      const node = await startNode({ dir, id, i, subnet, bridge, registry, undo, tls });
       nodes.push(node);
     }
     const manager = nodes[0]!;
@@ -191,7 +193,6 @@ async function startNode(o: {
   bridge: string;
   registry: string;
   undo: (() => Promise<unknown>)[];
-  children: ChildProcess[];
   /** The engine's own certificate and key, and the CA its clients' must chain to. */
   tls?: { ca: string; cert: string; key: string } | undefined;
 }): Promise<TestSwarmNode> {
@@ -242,7 +243,6 @@ async function startNode(o: {
     );
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-20_000)));
-    o.children.push(child);
     const running = () => child.exitCode === null && child.signalCode === null;
     o.undo.push(async () => {
       if (!running()) return; // stopped already: its PID may be another process's by now
@@ -294,43 +294,6 @@ async function initOf(unsharePid: number | undefined): Promise<number | undefine
   const text = await readFile(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').catch(() => '');
   const pid = Number.parseInt(text.trim().split(/\s+/)[0] ?? '', 10);
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-async function startRegistry(
-  dir: string,
-  address: string,
-  children: ChildProcess[],
-  undo: (() => Promise<unknown>)[],
-): Promise<string> {
-  await mkdir(path.join(dir, 'storage'), { recursive: true });
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = 15_000 + Math.floor(Math.random() * 5_000);
-    const config = path.join(dir, `config-${port}.yml`);
-    await writeFile(
-      config,
-      `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/storage\nhttp:\n  addr: ${address}:${port}\n`,
-    );
-    const child = spawn(REGISTRY, ['serve', config], { stdio: 'ignore' });
-    children.push(child);
-    const stop = async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGKILL');
-      await new Promise((resolve) => child.once('exit', resolve));
-    };
-    undo.push(stop);
-    const up = await waitUntil(
-      'the registry',
-      async () => {
-        if (child.exitCode !== null) return 'exited';
-        const res = await fetch(`http://${address}:${port}/v2/`).catch(() => undefined);
-        return res?.ok ? 'up' : undefined;
-      },
-      20_000,
-    ).catch(() => 'exited');
-    if (up === 'up') return `${address}:${port}`;
-    await stop();
-  }
-  throw new Error(`docker-registry did not start on ${address}`);
 }
 
 /**
