@@ -109,7 +109,7 @@ export interface BackendChooser {
   /** True once the service is closing: responses then end their connections. */
   readonly closing: boolean;
   /** Every backend at `host`, for when one of them took no connection (see {@link sameHost}). */
-  atHost?(host: string): readonly BackendState[];
+  atHost(host: string): readonly BackendState[];
 }
 
 /**
@@ -120,8 +120,7 @@ export interface BackendChooser {
 export function sameHost(chooser: BackendChooser, state: BackendState): readonly BackendState[] {
   const { host } = state.backend;
   const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
-  if (loopback || chooser.atHost === undefined) return [state];
-  return chooser.atHost(host);
+  return loopback ? [state] : chooser.atHost(host);
 }
 
 const HOP_BY_HOP = new Set([
@@ -232,14 +231,14 @@ function fail(res: http.ServerResponse, status: number, message: string): void {
  * Proxies one client request: picks a backend, forwards, streams the response back, and on a
  * connection failure before any response byte retries an idempotent request whose body was not
  * yet sent on another backend (or on the same one when a reused keep-alive socket was reset). A
- * connection not made within `connectTimeoutMs` fails, and marks its backend unreachable.
+ * connection not made within {@link DEFAULT_CONNECT_TIMEOUT_MS} fails, and marks its backend's
+ * host unreachable.
  */
 export function proxyRequest(
   chooser: BackendChooser,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   maxRetries: number = DEFAULT_MAX_RETRIES,
-  connectTimeoutMs: number = DEFAULT_CONNECT_TIMEOUT_MS,
 ): void {
   const { headers, hasBody } = requestHeaders(req);
   const retriable = IDEMPOTENT.has(req.method ?? '');
@@ -287,9 +286,9 @@ export function proxyRequest(
     out.on('socket', (socket) => {
       if (!socket.connecting) return;
       const timer = setTimeout(() => {
-        const err = new Error(`no connection within ${connectTimeoutMs} ms`);
+        const err = new Error(`no connection within ${DEFAULT_CONNECT_TIMEOUT_MS} ms`);
         out.destroy(Object.assign(err, { code: 'ETIMEDOUT' }));
-      }, connectTimeoutMs);
+      }, DEFAULT_CONNECT_TIMEOUT_MS);
       socket.once('connect', () => clearTimeout(timer));
       socket.once('close', () => clearTimeout(timer));
     });
