@@ -108,6 +108,12 @@ describe('plan: steady state and self-healing', () => {
       ['start r1', 'start r1', 'start r1', 'route a,b,c'],
     ],
     [
+      'keeps every tainted one serving when fewer were tainted than the replicas wanting cover',
+      svc({ replicas: 5 }),
+      ['a', 'b', 'c'].map((id) => ({ ...inst(id, 'r1', 'tainted'), wasServing: true })),
+      ['start r1', 'start r1', 'start r1', 'start r1', 'start r1', 'route a,b,c'],
+    ],
+    [
       'retires the longest-tainted first as replacements become healthy',
       svc(),
       [

@@ -111,7 +111,7 @@ function reconcileFailures(ctx: Context, instances: readonly ObservedInstance[])
  */
 function reconcileTainted(ctx: Context, serving: number): ObservedInstance[] {
   const order = ctx.tainted.splice(0).sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1));
-  const keep = Math.max(0, ctx.svc.replicas - serving);
+  const keep = Math.min(order.length, Math.max(0, ctx.svc.replicas - serving));
   for (const i of order.slice(0, order.length - keep)) {
     ctx.actions.push({ type: 'stop', service: i.service, id: i.id, reason: 'tainted', drain: true });
   }
