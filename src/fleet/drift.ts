@@ -17,6 +17,7 @@ import {
   readFilesManifest,
   RUNTIME_MOUNT_POINTS,
   type InstanceAttestation,
+  type InstanceDescription,
   type RuntimeDriver,
   type TreeBaseline,
   type TreeDrift,
@@ -212,11 +213,7 @@ export class DriftWatch {
 
   #checkProcess(
     record: InstanceRecord,
-    desc: {
-      readonly args: readonly string[];
-      readonly env: Readonly<Record<string, string>>;
-      readonly liveEnv?: Readonly<Record<string, string>>;
-    },
+    desc: Pick<InstanceDescription, 'args' | 'env' | 'liveEnv'>,
   ): string[] {
     const spec = releaseSpec(this.#o.store.releases.get(record.service, `r${record.release}`));
     const want = instanceEnv(spec, record, this.#o.host);
